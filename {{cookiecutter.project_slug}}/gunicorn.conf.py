@@ -1,0 +1,24 @@
+"""Gunicorn settings: ``gunicorn --config gunicorn.conf.py``.
+
+Values come from the same environment variables as the app (see
+``{{ cookiecutter.package_name }}.config``), validated before any worker starts.
+"""
+
+import sys
+
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+
+try:
+    settings = Settings.from_env()
+except ConfigError as error:
+    sys.exit(f"ERROR: {error}")
+
+wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
+# Without this worker gunicorn answers websocket upgrades with 405. The worker
+# monkey-patches before it imports the app, so never add --preload.
+worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+workers = 1
+_host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 literal
+bind = f"{_host}:{settings.port}"
+loglevel = settings.log_level
+accesslog = "-"

@@ -1,0 +1,1 @@
+"""A realtime websocket service built on Falcon."""

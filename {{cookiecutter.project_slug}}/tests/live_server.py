@@ -1,0 +1,98 @@
+"""Start the real server, as ``make run`` does, on a free port of 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+{%- if cookiecutter.server == "asgi-uvicorn" %}
+SERVER_COMMAND = [sys.executable, "-m", "{{ cookiecutter.package_name }}"]
+{%- else %}
+SERVER_COMMAND = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+{%- endif %}
+STARTUP_TIMEOUT = 30.0
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message holds its log."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(server: Server) -> None:
+    """Poll ``/health`` until it answers 200; raise :class:`ServerStartError` if it never does."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            code = server.process.returncode
+            raise ServerStartError(f"server exited with {code}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise ServerStartError(f"server not healthy after {STARTUP_TIMEOUT} s:\n{server.log()}")
+
+
+def start_server(log_dir: Path, **env: str) -> Server:
+    """Start the server as ``make run`` does, on a free port, and wait until it is healthy."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            SERVER_COMMAND, cwd=PROJECT_DIR, env=environ, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = Server(process, "127.0.0.1", port, log_path)
+    try:
+        wait_until_healthy(server)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()

@@ -1,0 +1,65 @@
+"""The HTTP side of the real server: client page, static files, health, errors."""
+
+import json
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from live_server import Server, ServerStartError, start_server, stop_server
+
+
+def get(url: str) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive) and body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_index_serves_the_client_page(server: Server) -> None:
+    status, headers, body = get(f"{server.http_url}/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert b'src="static/page.js"' in body
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/static/client.js", "text/javascript"),
+        ("/static/page.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ],
+)
+def test_static_files_are_served(server: Server, path: str, content_type: str) -> None:
+    status, headers, body = get(f"{server.http_url}{path}")
+    assert status == 200
+    assert headers["Content-Type"].startswith(content_type)
+    assert body
+
+
+def test_health_answers_json(server: Server) -> None:
+    status, headers, body = get(f"{server.http_url}/health")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"status": "ok"}
+
+
+def test_plain_get_on_websocket_route_is_426(server: Server) -> None:
+    status, headers, body = get(f"{server.http_url}/ws/echo")
+    assert status == 426
+    assert headers["Upgrade"] == "websocket"
+    assert b"WebSocket" in body
+
+
+def test_unknown_path_is_404(server: Server) -> None:
+    status, _, _ = get(f"{server.http_url}/no-such-page")
+    assert status == 404
+
+
+def test_bad_setting_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ServerStartError, match=r"LOG_LEVEL='loud' is not a level"):
+        stop_server(start_server(tmp_path, LOG_LEVEL="loud"))
