@@ -98,16 +98,16 @@ def check_version(value: str) -> None:
         )
 
 
-def check_python_version(value: str) -> None:
-    if value not in PYTHON_VERSIONS:
-        raise InvalidAnswer(
-            f"python_version {value!r} is not supported: choose one of {', '.join(PYTHON_VERSIONS)}."
-        )
+def check_choice(name: str, choices: tuple[str, ...]) -> Callable[[str], None]:
+    """A check that the answer to ``name`` is one of ``choices``."""
 
+    def check(value: str) -> None:
+        if value not in choices:
+            raise InvalidAnswer(
+                f"{name} {value!r} is not one of the choices: use {', '.join(choices)}."
+            )
 
-def check_server(value: str) -> None:
-    if value not in SERVERS:
-        raise InvalidAnswer(f"server {value!r} is not a choice: choose one of {', '.join(SERVERS)}.")
+    return check
 
 
 CHECKS: dict[str, Callable[[str], None]] = {
@@ -116,8 +116,8 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "package_name": check_package_name,
     "author_email": check_author_email,
     "version": check_version,
-    "python_version": check_python_version,
-    "server": check_server,
+    "python_version": check_choice("python_version", PYTHON_VERSIONS),
+    "server": check_choice("server", SERVERS),
     "port": check_port,
 }
 

@@ -22,3 +22,6 @@ _host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 
 bind = f"{_host}:{settings.port}"
 loglevel = settings.log_level
 accesslog = "-"
+# The control socket defaults to one path per user, which every gunicorn on
+# the host would share; this app does not use it.
+control_socket_disable = True

@@ -1,0 +1,137 @@
+"""Bake every option combination and check the rendered project.
+
+Cheap checks (rendering, pruning, dependencies) run for every combination;
+the generated project's own ``make lint test`` runs for every combination too,
+each with the interpreter its ``python_version`` names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from interpreters import find_python
+from template import COMBINATIONS, combination_id
+
+# Words that must not appear anywhere in a project of the other variant.
+OTHER_VARIANT_WORDS = {
+    "asgi-uvicorn": ("gevent", "gunicorn", "wsgi"),
+    "wsgi-gevent": ("uvicorn", "asgi"),
+}
+RUNTIME_DEPENDENCIES = {
+    "asgi-uvicorn": {"falcon", "uvicorn"},
+    "wsgi-gevent": {"falcon", "gevent", "gevent-websocket", "gunicorn"},
+}
+REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter")
+
+# Answers unlike the defaults, so that no name is hard-coded by accident.
+CUSTOM_ANSWERS = {
+    "project_name": "Chat Hub",
+    "project_slug": "chat-hub",
+    "package_name": "hub_core",
+    "port": "9123",
+}
+CHECKED = [*COMBINATIONS] + [
+    {**CUSTOM_ANSWERS, "server": server, "python_version": COMBINATIONS[0]["python_version"]}
+    for server in dict.fromkeys(answers["server"] for answers in COMBINATIONS)
+]
+
+
+def bake(cookies: Any, answers: dict[str, str]) -> Path:
+    result = cookies.bake(extra_context=answers)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    project: Path = result.project_path
+    assert project.is_dir()
+    return project
+
+
+def project_files(project: Path) -> list[Path]:
+    return sorted(path for path in project.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_nothing_is_left_unrendered(cookies: Any, answers: dict[str, str]) -> None:
+    project = bake(cookies, answers)
+    leftovers = [
+        f"{path.relative_to(project)}: {match.group()}"
+        for path in [project, *project_files(project)]
+        for match in [UNRENDERED.search(path.name), UNRENDERED.search(read(path))]
+        if match
+    ]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_other_variant_is_pruned(cookies: Any, answers: dict[str, str]) -> None:
+    project = bake(cookies, answers)
+    words = OTHER_VARIANT_WORDS[answers["server"]]
+    mentions = [
+        f"{path.relative_to(project)}: {word}"
+        for path in project_files(project)
+        for word in words
+        if word in str(path.relative_to(project)).lower() or word in read(path).lower()
+    ]
+    assert mentions == []
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_dependencies_are_the_variants_own(cookies: Any, answers: dict[str, str]) -> None:
+    project = bake(cookies, answers)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    names = {REQUIREMENT_NAME.match(req)[0].lower() for req in pyproject["project"]["dependencies"]}
+    assert names == RUNTIME_DEPENDENCIES[answers["server"]]
+    assert pyproject["project"]["requires-python"] == f">={answers['python_version']}"
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_text_files_are_tidy(cookies: Any, answers: dict[str, str]) -> None:
+    """No blank-line runs left by template conditionals, one final newline.
+
+    Python files are held to ``ruff format --check`` instead, in the full check.
+    """
+    project = bake(cookies, answers)
+    untidy = [
+        str(path.relative_to(project))
+        for path in project_files(project)
+        if path.suffix != ".py" and path.stat().st_size and not is_tidy(read(path))
+    ]
+    assert untidy == []
+
+
+def is_tidy(text: str) -> bool:
+    return "\n\n\n" not in text and text.endswith("\n") and not text.endswith("\n\n")
+
+
+@pytest.mark.parametrize("answers", CHECKED, ids=combination_id)
+def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str, str]) -> None:
+    """``make lint test`` in the baked project: ruff, ruff format, mypy, its real-server tests."""
+    version = answers["python_version"]
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"python{version} is not installed here (pyenv install {version} to check it)")
+    project = bake(cookies, answers)
+    # The baked Makefile uses uv when it is on PATH: the one installed beside this pytest.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["make", "lint", "test", f"PYTHON={python}"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert re.search(r"\d+ passed", done.stdout), done.stdout
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
