@@ -24,3 +24,10 @@ def _runs(python: str) -> bool:
     # versions not selected fail when run.
     done = subprocess.run([python, "-c", ""], capture_output=True, check=False)
     return done.returncode == 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    for wanted in sys.argv[1:]:
+        print(f"python{wanted}: {find_python(wanted) or 'not found (its combinations will skip)'}")
