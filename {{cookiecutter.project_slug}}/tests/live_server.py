@@ -71,10 +71,14 @@ def wait_until_healthy(server: Server) -> None:
     raise ServerStartError(f"server not healthy after {STARTUP_TIMEOUT} s:\n{server.log()}")
 
 
-def start_server(log_dir: Path, **env: str) -> Server:
-    """Start the server as ``make run`` does, on a free port, and wait until it is healthy."""
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
+def start_server(log_dir: Path, port: int | None = None, **env: str) -> Server:
+    """Start the server as ``make run`` does and wait until it is healthy.
+
+    ``port`` defaults to a free one; pass a stopped server's port to restart it there.
+    Extra keyword arguments become environment variables of the server.
+    """
+    port = port or free_port()
+    log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -90,6 +94,7 @@ def start_server(log_dir: Path, **env: str) -> Server:
 
 
 def stop_server(server: Server) -> None:
+    """Stop the server (SIGTERM, then SIGKILL after 15 s) and wait for it to exit."""
     server.process.terminate()
     try:
         server.process.wait(timeout=15)

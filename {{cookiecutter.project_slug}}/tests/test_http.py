@@ -45,7 +45,10 @@ def test_health_answers_json(server: Server) -> None:
     status, headers, body = get(f"{server.http_url}/health")
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
-    assert json.loads(body) == {"status": "ok"}
+    health = json.loads(body)
+    assert health["status"] == "ok"
+    assert isinstance(health["connections"], int)
+    assert isinstance(health["rooms"], int)
 
 
 def test_plain_get_on_websocket_route_is_426(server: Server) -> None:

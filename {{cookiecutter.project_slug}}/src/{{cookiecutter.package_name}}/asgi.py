@@ -4,12 +4,19 @@ Serve it with ``python -m {{ cookiecutter.package_name }}`` (uvicorn, settings f
 environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 """
 
+import asyncio
+import contextlib
+
 import falcon
 import falcon.asgi
 from falcon.media import BinaryBaseHandlerWS, TextBaseHandlerWS
 
 from . import pages
+from .config import Settings
 from .errors import upgrade_required
+from .rooms import Hub
+
+CLOSE_UNSUPPORTED_DATA = 1003
 
 
 class RawText(TextBaseHandlerWS):
@@ -43,10 +50,13 @@ class IndexResource:
 
 
 class HealthResource:
-    """Liveness probe for load balancers and orchestrators."""
+    """Liveness probe for load balancers and orchestrators, with a few gauges."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.media = {"status": "ok"}
+        resp.media = {"status": "ok", "connections": self.hub.connections, "rooms": self.hub.rooms}
 
 
 class EchoResource:
@@ -70,8 +80,83 @@ class EchoResource:
             pass
 
 
-def create_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    """Build the ASGI application with every route."""
+class Outbox:
+    """A connection's bounded queue of frames, filled by the hub, drained by its sender."""
+
+    def __init__(self, size: int) -> None:
+        self.frames: asyncio.Queue[str] = asyncio.Queue(size)
+        self.closed = asyncio.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+
+    def offer(self, frame: str) -> bool:
+        try:
+            self.frames.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+
+
+class RoomsResource:
+    """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
+
+    def __init__(self, hub: Hub, outbox_size: int) -> None:
+        self.hub = hub
+        self.outbox_size = outbox_size
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        raise upgrade_required()
+
+    async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
+        await ws.accept()
+        outbox = Outbox(self.outbox_size)
+        connection_id = self.hub.connect(outbox)
+        tasks = {
+            asyncio.create_task(self._send_frames(ws, outbox)),
+            asyncio.create_task(self._receive_frames(ws, connection_id, outbox)),
+            asyncio.create_task(outbox.closed.wait()),
+        }
+        try:
+            # Whichever ends first ends the connection: the peer left, a send
+            # failed, or the hub or the receiver asked for a close.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.hub.disconnect(connection_id)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if outbox.closed.is_set():
+            with contextlib.suppress(falcon.WebSocketDisconnected):
+                await ws.close(outbox.close_code, outbox.close_reason)
+
+    async def _send_frames(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            while True:
+                await ws.send_text(await outbox.frames.get())
+
+    async def _receive_frames(
+        self, ws: falcon.asgi.WebSocket, connection_id: str, outbox: Outbox
+    ) -> None:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            while True:
+                frame = await ws.receive_media()
+                if not isinstance(frame, str):
+                    outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+                    return
+                self.hub.receive(connection_id, frame)
+
+
+def create_app(
+    settings: Settings | None = None,
+) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
+    """Build the ASGI application with every route; settings default to the environment's."""
+    settings = settings or Settings.from_env()
+    hub = Hub(max_rooms=settings.max_rooms)
     app = falcon.asgi.App()
     # Falcon 4 has no public "receive whatever frame comes next" call; raw
     # media handlers turn receive_media() into exactly that.
@@ -79,7 +164,8 @@ def create_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.BINARY] = RawBinary()
 
     app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource())
+    app.add_route("/health", HealthResource(hub))
+    app.add_route("/ws", RoomsResource(hub, settings.outbox_size))
     app.add_route("/ws/echo", EchoResource())
     app.add_static_route("/static", pages.STATIC_DIR)
     return app

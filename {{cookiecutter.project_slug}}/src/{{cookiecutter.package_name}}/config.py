@@ -21,11 +21,16 @@ class Settings:
         host: Address to listen on (``HOST``).
         port: TCP port to listen on (``PORT``).
         log_level: One of :data:`LOG_LEVELS` (``LOG_LEVEL``).
+        outbox_size: Frames queued for one connection before it counts as too slow
+            and is closed with 1008 (``OUTBOX_SIZE``).
+        max_rooms: Rooms one connection may be in at once (``MAX_ROOMS``).
     """
 
     host: str = "127.0.0.1"
     port: int = {{ cookiecutter.port }}
     log_level: str = "info"
+    outbox_size: int = 256
+    max_rooms: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -34,9 +39,7 @@ class Settings:
         if not host:
             raise ConfigError("HOST is empty: set it to an address such as 127.0.0.1 or 0.0.0.0.")
 
-        raw_port = environ.get("PORT", str(cls.port)).strip()
-        if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
-            raise ConfigError(f"PORT={raw_port!r} is not a port: use a number from 1 to 65535.")
+        port = _integer(environ, "PORT", cls.port, 1, 65535)
 
         log_level = environ.get("LOG_LEVEL", cls.log_level).strip().lower()
         if log_level not in LOG_LEVELS:
@@ -44,4 +47,17 @@ class Settings:
                 f"LOG_LEVEL={log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}."
             )
 
-        return cls(host=host, port=int(raw_port), log_level=log_level)
+        return cls(
+            host=host,
+            port=port,
+            log_level=log_level,
+            outbox_size=_integer(environ, "OUTBOX_SIZE", cls.outbox_size, 1, 1_000_000),
+            max_rooms=_integer(environ, "MAX_ROOMS", cls.max_rooms, 1, 10_000),
+        )
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, str(default)).strip()
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}={raw!r} is not valid: use a whole number from {low} to {high}.")
+    return int(raw)

@@ -7,10 +7,21 @@ the socket over in ``req.env["wsgi.websocket"]`` on a plain GET. A plain
 ``gunicorn {{ cookiecutter.package_name }}.wsgi:app`` serves no websocket at all.
 """
 
+import struct
+from typing import Any
+
 import falcon
+import gevent
+import gevent.event
+import gevent.queue
 
 from . import pages
+from .config import Settings
 from .errors import upgrade_required
+from .rooms import Hub
+
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_TIMEOUT = 2.0
 
 
 class IndexResource:
@@ -22,10 +33,13 @@ class IndexResource:
 
 
 class HealthResource:
-    """Liveness probe for load balancers and orchestrators."""
+    """Liveness probe for load balancers and orchestrators, with a few gauges."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok"}
+        resp.media = {"status": "ok", "connections": self.hub.connections, "rooms": self.hub.rooms}
 
 
 class EchoResource:
@@ -41,11 +55,88 @@ class EchoResource:
             ws.send(message, binary=not isinstance(message, str))
 
 
-def create_app() -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI application with every route."""
+class Outbox:
+    """A connection's bounded queue of frames, filled by the hub, drained by its sender."""
+
+    def __init__(self, size: int) -> None:
+        self.frames: gevent.queue.Queue[str] = gevent.queue.Queue(size)
+        self.closed = gevent.event.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+
+    def offer(self, frame: str) -> bool:
+        try:
+            self.frames.put_nowait(frame)
+        except gevent.queue.Full:
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+
+
+class RoomsResource:
+    """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
+
+    def __init__(self, hub: Hub, outbox_size: int) -> None:
+        self.hub = hub
+        self.outbox_size = outbox_size
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ws = req.env.get("wsgi.websocket")
+        if ws is None:
+            raise upgrade_required()
+        outbox = Outbox(self.outbox_size)
+        connection_id = self.hub.connect(outbox)
+        greenlets = [
+            gevent.spawn(self._send_frames, ws, outbox),
+            gevent.spawn(self._receive_frames, ws, connection_id, outbox),
+            gevent.spawn(outbox.closed.wait),
+        ]
+        try:
+            # Whichever ends first ends the connection: the peer left, a send
+            # failed, or the hub or the receiver asked for a close.
+            gevent.wait(greenlets, count=1)
+        finally:
+            self.hub.disconnect(connection_id)
+            gevent.killall(greenlets)
+        if outbox.closed.is_set():
+            close(ws, outbox.close_code, outbox.close_reason)
+
+    def _send_frames(self, ws: Any, outbox: Outbox) -> None:
+        for frame in outbox.frames:
+            ws.send(frame)
+
+    def _receive_frames(self, ws: Any, connection_id: str, outbox: Outbox) -> None:
+        while (frame := ws.receive()) is not None:
+            if not isinstance(frame, str):
+                outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+                return
+            self.hub.receive(connection_id, frame)
+
+
+def close(ws: Any, code: int, reason: str) -> None:
+    """Send a close frame with ``code``, giving up after :data:`CLOSE_TIMEOUT`.
+
+    gevent-websocket's own ``close(code, message)`` leaves the code out of the
+    frame (peers see 1002), so the payload is built here; a peer that stopped
+    reading can block the send, hence the timeout.
+    """
+    payload = struct.pack("!H", code) + reason.encode()[:123]
+    with gevent.Timeout(CLOSE_TIMEOUT, False):
+        ws.close(message=payload)
+
+
+def create_app(settings: Settings | None = None) -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the WSGI application with every route; settings default to the environment's."""
+    settings = settings or Settings.from_env()
+    hub = Hub(max_rooms=settings.max_rooms)
     app = falcon.App()
     app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource())
+    app.add_route("/health", HealthResource(hub))
+    app.add_route("/ws", RoomsResource(hub, settings.outbox_size))
     app.add_route("/ws/echo", EchoResource())
     app.add_static_route("/static", pages.STATIC_DIR)
     return app

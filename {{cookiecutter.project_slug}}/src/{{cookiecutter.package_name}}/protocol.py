@@ -1,0 +1,143 @@
+"""The ``/ws`` message protocol: parse what clients send, encode what they get.
+
+Pure functions and data, no I/O: both server adapters and the tests use the
+same code. Every frame is a JSON object with a ``type``; see the project's
+README for the table of messages and ``static/protocol.schema.json`` for the
+machine-readable schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_ROOM_LENGTH = 64
+MAX_TEXT_LENGTH = 4096
+ROOM_PATTERN = re.compile(r"[\w.:-]+")
+"""Room names: letters, digits, ``_``, ``-``, ``.`` or ``:``; at most :data:`MAX_ROOM_LENGTH`."""
+
+
+class ProtocolError(ValueError):
+    """A client frame the server cannot act on; answered with an ``error`` event.
+
+    Attributes:
+        code: Stable machine-readable reason (see :data:`ERROR_CODES`).
+        detail: Human-readable explanation.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+ERROR_CODES = (
+    "invalid_json",  # not JSON text
+    "invalid_message",  # JSON, but not an object with a string "type"
+    "unknown_type",  # a "type" the server does not know
+    "invalid_room",  # "room" missing, not a string, or not a valid name
+    "invalid_text",  # "text" missing, not a string, empty or too long
+    "not_joined",  # message to, or leave from, a room the connection is not in
+    "too_many_rooms",  # join beyond the per-connection room limit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A ``message`` from the client to everyone in ``room``."""
+
+    room: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+ClientMessage = Join | Leave | Say | Ping
+
+
+def parse(frame: str) -> ClientMessage:
+    """Parse and validate one text frame; raise :class:`ProtocolError` if it is unusable."""
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("invalid_message", 'a message is a JSON object with a string "type"')
+    kind = data["type"]
+    if kind == "message":
+        return Say(_room(data), _text(data))
+    if kind == "join":
+        return Join(_room(data))
+    if kind == "leave":
+        return Leave(_room(data))
+    if kind == "ping":
+        return Ping()
+    raise ProtocolError("unknown_type", f"unknown message type {kind[:32]!r}")
+
+
+def _room(data: dict[str, Any]) -> str:
+    room = data.get("room")
+    if not isinstance(room, str) or len(room) > MAX_ROOM_LENGTH or not ROOM_PATTERN.fullmatch(room):
+        raise ProtocolError(
+            "invalid_room",
+            f'"room" must be 1-{MAX_ROOM_LENGTH} letters, digits, "_", "-", "." or ":"',
+        )
+    return room
+
+
+def _text(data: dict[str, Any]) -> str:
+    text = data.get("text")
+    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
+        raise ProtocolError(
+            "invalid_text", f'"text" must be a string of 1-{MAX_TEXT_LENGTH} characters'
+        )
+    return text
+
+
+def encode(event: dict[str, Any]) -> str:
+    """Serialize one server event to a text frame (compact JSON, UTF-8 kept as is)."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def welcome(connection_id: str) -> str:
+    return encode({"type": "welcome", "id": connection_id})
+
+
+def joined(room: str, members: int) -> str:
+    return encode({"type": "joined", "room": room, "members": members})
+
+
+def left(room: str) -> str:
+    return encode({"type": "left", "room": room})
+
+
+def presence(room: str, members: int, who: str, event: str) -> str:
+    """Sent to the other members when ``who`` joins or leaves (``event``)."""
+    return encode({"type": "presence", "room": room, "members": members, "id": who, "event": event})
+
+
+def message(room: str, sender: str, text: str, ts: int) -> str:
+    """A room message; ``ts`` is the server's time in milliseconds since the epoch."""
+    return encode({"type": "message", "room": room, "from": sender, "text": text, "ts": ts})
+
+
+PONG = encode({"type": "pong"})
+
+
+def error(code: str, detail: str) -> str:
+    return encode({"type": "error", "code": code, "detail": detail})

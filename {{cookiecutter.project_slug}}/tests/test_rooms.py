@@ -1,0 +1,249 @@
+"""The hub: rooms, members and fan-out, driven directly (no server, no I/O)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.rooms import Hub
+
+
+class RecordingOutbox:
+    """An outbox that keeps what it is offered, up to ``capacity`` frames."""
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self.frames: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    def offer(self, frame: str) -> bool:
+        assert self.closed is None, "frame offered after close"
+        if len(self.frames) >= self.capacity:
+            return False
+        self.frames.append(frame)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(frame) for frame in self.frames]
+
+    def take(self) -> list[dict[str, Any]]:
+        events = self.events()
+        self.frames.clear()
+        return events
+
+
+def connect(hub: Hub, capacity: int = 1_000_000) -> tuple[str, RecordingOutbox]:
+    outbox = RecordingOutbox(capacity)
+    connection_id = hub.connect(outbox)
+    return connection_id, outbox
+
+
+def send(hub: Hub, connection_id: str, **message: Any) -> None:
+    hub.receive(connection_id, json.dumps(message))
+
+
+def test_welcome_carries_the_connection_id() -> None:
+    hub = Hub()
+    alice, outbox = connect(hub)
+    assert outbox.take() == [{"type": "welcome", "id": alice}]
+
+
+def test_join_replies_and_tells_the_others() -> None:
+    hub = Hub()
+    alice, alice_box = connect(hub)
+    bob, bob_box = connect(hub)
+    send(hub, alice, type="join", room="lobby")
+    send(hub, bob, type="join", room="lobby")
+    assert alice_box.take()[1:] == [
+        {"type": "joined", "room": "lobby", "members": 1},
+        {"type": "presence", "room": "lobby", "members": 2, "id": bob, "event": "join"},
+    ]
+    assert bob_box.take()[1:] == [{"type": "joined", "room": "lobby", "members": 2}]
+
+
+def test_joining_twice_is_idempotent() -> None:
+    hub = Hub()
+    alice, box = connect(hub)
+    send(hub, alice, type="join", room="r")
+    send(hub, alice, type="join", room="r")
+    assert [event["members"] for event in box.take()[1:]] == [1, 1]
+    assert hub.members("r") == 1
+
+
+def test_message_reaches_every_member_and_no_one_else() -> None:
+    hub = Hub(clock=lambda: 1700000000.5)
+    alice, alice_box = connect(hub)
+    bob, bob_box = connect(hub)
+    carol, carol_box = connect(hub)
+    send(hub, alice, type="join", room="lobby")
+    send(hub, bob, type="join", room="lobby")
+    send(hub, carol, type="join", room="elsewhere")
+    for box in (alice_box, bob_box, carol_box):
+        box.take()
+    send(hub, bob, type="message", room="lobby", text="hello")
+    expected = {"type": "message", "room": "lobby", "from": bob, "text": "hello"}
+    assert alice_box.take() == [{**expected, "ts": 1700000000500}]
+    assert bob_box.take() == [{**expected, "ts": 1700000000500}]
+    assert carol_box.take() == []
+
+
+def test_a_broadcast_is_encoded_once() -> None:
+    hub = Hub()
+    members = [connect(hub) for _ in range(5)]
+    for connection_id, _ in members:
+        send(hub, connection_id, type="join", room="r")
+    for _, box in members:
+        box.take()
+    send(hub, members[0][0], type="message", room="r", text="x")
+    frames = [box.frames[0] for _, box in members]
+    assert all(frame is frames[0] for frame in frames)
+
+
+def test_leave_replies_and_tells_the_others() -> None:
+    hub = Hub()
+    alice, alice_box = connect(hub)
+    bob, bob_box = connect(hub)
+    send(hub, alice, type="join", room="r")
+    send(hub, bob, type="join", room="r")
+    alice_box.take()
+    bob_box.take()
+    send(hub, bob, type="leave", room="r")
+    assert bob_box.take() == [{"type": "left", "room": "r"}]
+    assert alice_box.take() == [
+        {"type": "presence", "room": "r", "members": 1, "id": bob, "event": "leave"}
+    ]
+
+
+def test_disconnect_cleans_up_every_room() -> None:
+    hub = Hub()
+    alice, alice_box = connect(hub)
+    bob, _ = connect(hub)
+    for room in ("a", "b", "c"):
+        send(hub, bob, type="join", room=room)
+    send(hub, alice, type="join", room="a")
+    alice_box.take()
+    hub.disconnect(bob)
+    hub.disconnect(bob)  # twice is harmless
+    assert hub.rooms_of(bob) == frozenset()
+    assert hub.members("a") == 1
+    assert hub.rooms == 1
+    assert hub.connections == 1
+    assert alice_box.take() == [
+        {"type": "presence", "room": "a", "members": 1, "id": bob, "event": "leave"}
+    ]
+
+
+def test_errors_leave_the_connection_usable() -> None:
+    hub = Hub(max_rooms=1)
+    alice, box = connect(hub)
+    box.take()
+    hub.receive(alice, "{nope")
+    send(hub, alice, type="message", room="r", text="hi")
+    send(hub, alice, type="leave", room="r")
+    send(hub, alice, type="join", room="one")
+    send(hub, alice, type="join", room="two")
+    send(hub, alice, type="ping")
+    events = box.take()
+    assert [event.get("code", event["type"]) for event in events] == [
+        "invalid_json",
+        "not_joined",
+        "not_joined",
+        "joined",
+        "too_many_rooms",
+        "pong",
+    ]
+
+
+def test_a_full_outbox_is_closed_with_1008_and_leaves_its_rooms() -> None:
+    hub = Hub()
+    fast, fast_box = connect(hub)
+    slow, slow_box = connect(hub, capacity=3)
+    send(hub, fast, type="join", room="r")
+    send(hub, slow, type="join", room="r")  # slow: welcome, joined
+    fast_box.take()
+    for n in range(3):
+        send(hub, fast, type="message", room="r", text=str(n))
+    assert slow_box.closed is not None
+    assert slow_box.closed[0] == 1008
+    assert hub.rooms_of(slow) == frozenset()
+    assert hub.members("r") == 1
+    events = fast_box.take()
+    assert [event["text"] for event in events if event["type"] == "message"] == ["0", "1", "2"]
+    assert {"type": "presence", "room": "r", "members": 1, "id": slow, "event": "leave"} in events
+
+
+ROOMS = st.sampled_from(["a", "b", "c"])
+FRAMES = st.one_of(
+    st.builds(lambda room: {"type": "join", "room": room}, ROOMS),
+    st.builds(lambda room: {"type": "leave", "room": room}, ROOMS),
+    st.builds(lambda room, text: {"type": "message", "room": room, "text": text}, ROOMS, st.text()),
+    st.just({"type": "ping"}),
+    st.dictionaries(st.sampled_from(["type", "room", "text"]), st.text(max_size=5), max_size=3),
+).map(json.dumps) | st.text(max_size=20)
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("connect"), st.integers(min_value=1, max_value=12)),
+        st.tuples(st.just("disconnect"), st.integers(min_value=0, max_value=7)),
+        st.tuples(st.just("receive"), st.integers(min_value=0, max_value=7), FRAMES),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPERATIONS)
+def test_random_sequences_keep_the_hub_consistent(operations: list[tuple[Any, ...]]) -> None:
+    """Whatever clients send, in whatever order, and however slow they read:
+    memberships stay symmetric, no room is empty, the room limit holds, closed
+    connections get nothing more, and the member counts each client was told
+    last are the true ones."""
+    hub = Hub(max_rooms=2)
+    open_connections: dict[str, RecordingOutbox] = {}
+    every: list[tuple[str, RecordingOutbox]] = []
+    for operation in operations:
+        if operation[0] == "connect":
+            connection_id, box = connect(hub, capacity=operation[1])
+            open_connections[connection_id] = box
+            every.append((connection_id, box))
+        elif open_connections:
+            connection_id = list(open_connections)[operation[1] % len(open_connections)]
+            if operation[0] == "disconnect":
+                hub.disconnect(connection_id)
+                open_connections.pop(connection_id)
+            else:
+                hub.receive(connection_id, operation[2])
+        for connection_id, box in every:
+            if box.closed is not None:
+                open_connections.pop(connection_id, None)
+        assert_consistent(hub, open_connections, every)
+
+
+def assert_consistent(
+    hub: Hub, open_connections: dict[str, RecordingOutbox], every: list[tuple[str, RecordingOutbox]]
+) -> None:
+    members: dict[str, set[str]] = {}
+    for connection_id in open_connections:
+        rooms = hub.rooms_of(connection_id)
+        assert len(rooms) <= hub.max_rooms
+        for room in rooms:
+            members.setdefault(room, set()).add(connection_id)
+    assert hub.connections == len(open_connections)
+    assert hub.rooms == len(members)
+    for room, ids in members.items():
+        assert hub.members(room) == len(ids)
+    for connection_id, box in every:
+        if connection_id not in open_connections:
+            assert hub.rooms_of(connection_id) == frozenset()
+            continue
+        last_count: dict[str, int] = {}
+        for event in box.events():
+            if event["type"] in ("joined", "presence"):
+                last_count[event["room"]] = event["members"]
+        for room in hub.rooms_of(connection_id):
+            assert last_count[room] == hub.members(room)
