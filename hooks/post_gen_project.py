@@ -19,6 +19,7 @@ ASGI_FILES = (
 )
 WSGI_FILES = (
     "src/{package}/wsgi.py",
+    "src/{package}/worker.py",
     "gunicorn.conf.py",
 )
 

@@ -114,7 +114,12 @@ def test_prune_asgi_keeps_asgi_files(tmp_path: Path) -> None:
 def test_prune_wsgi_keeps_wsgi_files(tmp_path: Path) -> None:
     make_tree(tmp_path, "chat")
     post_gen.prune(tmp_path, {"server": "wsgi-gevent", "package_name": "chat"})
-    assert files(tmp_path) == {"src/chat/wsgi.py", "gunicorn.conf.py", "src/chat/config.py"}
+    assert files(tmp_path) == {
+        "src/chat/wsgi.py",
+        "src/chat/worker.py",
+        "gunicorn.conf.py",
+        "src/chat/config.py",
+    }
 
 
 def test_prune_fails_loudly_on_a_missing_file(tmp_path: Path) -> None:

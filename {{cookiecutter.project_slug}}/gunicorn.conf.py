@@ -14,9 +14,11 @@ except ConfigError as error:
     sys.exit(f"ERROR: {error}")
 
 wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
-# Without this worker gunicorn answers websocket upgrades with 405. The worker
-# monkey-patches before it imports the app, so never add --preload.
-worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+# gevent-websocket's worker (geventwebsocket.gunicorn.workers.GeventWebSocketWorker)
+# with its close frames fixed; without it gunicorn answers websocket upgrades
+# with 405. The worker monkey-patches before it imports the app, so never add
+# --preload.
+worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
 workers = 1
 _host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 literal
 bind = f"{_host}:{settings.port}"

@@ -15,8 +15,8 @@ from typing import Any
 
 MAX_ROOM_LENGTH = 64
 MAX_TEXT_LENGTH = 4096
-ROOM_PATTERN = re.compile(r"[\w.:-]+")
-"""Room names: letters, digits, ``_``, ``-``, ``.`` or ``:``; at most :data:`MAX_ROOM_LENGTH`."""
+ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+"""Room names: ASCII letters, digits, ``_``, ``-``, ``.`` or ``:``, at most 64 of them."""
 
 
 class ProtocolError(ValueError):
@@ -95,7 +95,7 @@ def _room(data: dict[str, Any]) -> str:
     if not isinstance(room, str) or len(room) > MAX_ROOM_LENGTH or not ROOM_PATTERN.fullmatch(room):
         raise ProtocolError(
             "invalid_room",
-            f'"room" must be 1-{MAX_ROOM_LENGTH} letters, digits, "_", "-", "." or ":"',
+            f'"room" must be 1-{MAX_ROOM_LENGTH} ASCII letters, digits, "_", "-", "." or ":"',
         )
     return room
 

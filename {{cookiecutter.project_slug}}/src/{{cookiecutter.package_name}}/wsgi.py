@@ -7,7 +7,7 @@ the socket over in ``req.env["wsgi.websocket"]`` on a plain GET. A plain
 ``gunicorn {{ cookiecutter.package_name }}.wsgi:app`` serves no websocket at all.
 """
 
-import struct
+import contextlib
 from typing import Any
 
 import falcon
@@ -90,7 +90,7 @@ class RoomsResource:
             raise upgrade_required()
         outbox = Outbox(self.outbox_size)
         connection_id = self.hub.connect(outbox)
-        greenlets = [
+        greenlets: list[gevent.Greenlet[..., object]] = [
             gevent.spawn(self._send_frames, ws, outbox),
             gevent.spawn(self._receive_frames, ws, connection_id, outbox),
             gevent.spawn(outbox.closed.wait),
@@ -118,15 +118,9 @@ class RoomsResource:
 
 
 def close(ws: Any, code: int, reason: str) -> None:
-    """Send a close frame with ``code``, giving up after :data:`CLOSE_TIMEOUT`.
-
-    gevent-websocket's own ``close(code, message)`` leaves the code out of the
-    frame (peers see 1002), so the payload is built here; a peer that stopped
-    reading can block the send, hence the timeout.
-    """
-    payload = struct.pack("!H", code) + reason.encode()[:123]
-    with gevent.Timeout(CLOSE_TIMEOUT, False):
-        ws.close(message=payload)
+    """Close with ``code``; a peer that stopped reading can block the send, hence the timeout."""
+    with contextlib.suppress(gevent.Timeout), gevent.Timeout(CLOSE_TIMEOUT):
+        ws.close(code, reason)
 
 
 def create_app(settings: Settings | None = None) -> falcon.App[falcon.Request, falcon.Response]:

@@ -1,0 +1,84 @@
+"""The gunicorn worker: gevent-websocket's, with its close frames and shutdown fixed.
+
+gevent-websocket 0.10.1 (unmaintained since 2017) builds close frames from the
+reason alone: ``close(code, reason)`` leaves the code out (peers see 1002 or
+1005) and a peer's close is echoed back mangled. :class:`WebSocket` sends
+the code; :class:`Worker` makes every connection use it, and on SIGTERM closes
+every open socket with 1001 at once instead of leaving them to the graceful
+timeout, after which the stock worker drops them without a close frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, ClassVar
+
+import gevent
+from geventwebsocket.exceptions import WebSocketError
+from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+from geventwebsocket.handler import WebSocketHandler as BaseWebSocketHandler
+from geventwebsocket.websocket import WebSocket as BaseWebSocket
+
+MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes
+CLOSE_GOING_AWAY = 1001
+
+
+class WebSocket(BaseWebSocket):  # type: ignore[misc]
+    """gevent-websocket's socket with a close frame that carries its code."""
+
+    __slots__ = ()  # the base has slots: keeping the layout lets a stock socket be re-classed
+
+    def close(self, code: int = 1000, message: bytes | str = b"") -> None:
+        """Send a close frame with ``code`` and ``message`` (the reason), then stop."""
+        state: Any = self  # the base is untyped and slotted: its attributes are unknown to mypy
+        if state.closed:
+            return
+        reason = message.encode() if isinstance(message, str) else bytes(message or b"")
+        try:
+            self.send_frame(struct.pack("!H", code) + reason[:MAX_REASON_BYTES], self.OPCODE_CLOSE)
+        except WebSocketError:
+            pass  # the peer is gone already: nothing left to tell it
+        finally:
+            # What the base's close() leaves behind.
+            state.closed = True
+            state.stream = state.raw_write = state.raw_read = state.environ = None
+
+
+class WebSocketHandler(BaseWebSocketHandler):  # type: ignore[misc]
+    """Hands the app a :class:`WebSocket` instead of the stock one, and tracks it."""
+
+    open_sockets: ClassVar[set[WebSocket]] = set()
+    """Every websocket this process has open, for closing them on shutdown."""
+
+    def upgrade_connection(self) -> object:
+        result = super().upgrade_connection()
+        websocket = getattr(self, "websocket", None)
+        if websocket is not None:
+            # Same state, fixed methods: re-classing is all it takes.
+            websocket.__class__ = WebSocket
+        return result
+
+    def run_websocket(self) -> None:
+        websocket = self.websocket
+        self.open_sockets.add(websocket)
+        try:
+            super().run_websocket()
+        finally:
+            self.open_sockets.discard(websocket)
+
+
+class Worker(GeventWebSocketWorker):  # type: ignore[misc]
+    """``worker_class`` for gunicorn: gevent-websocket's worker with the fixes above."""
+
+    wsgi_handler = WebSocketHandler
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        super().handle_exit(sig, frame)
+        # Out of the signal handler: closing sockets may block on the network.
+        gevent.spawn(close_all, CLOSE_GOING_AWAY, "server shutting down")
+
+
+def close_all(code: int, reason: str) -> None:
+    """Close every open websocket of this process with ``code``."""
+    for websocket in list(WebSocketHandler.open_sockets):
+        gevent.spawn(websocket.close, code, reason)

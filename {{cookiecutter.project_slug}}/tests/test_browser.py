@@ -1,0 +1,159 @@
+"""The browser client in real headless Chromium, against the real server, across a restart."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Server, start_server, stop_server
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Fast reconnects keep the test short; the page passes these to RoomsClient.
+PAGE_QUERY = "?reconnectDelay=100&maxReconnectDelay=1000"
+TIMEOUT_MS = 10_000
+NOT_CONNECTED = re.compile(r"^(connecting|reconnecting)$")
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+class RestartableServer:
+    """A live server of this test's own, which the test may stop and start again."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.current: Server | None = start_server(log_dir)
+        self.port = self.current.port
+        self.http_url = self.current.http_url
+
+    def stop(self) -> None:
+        if self.current is not None:
+            stop_server(self.current)
+            self.current = None
+
+    def start(self) -> None:
+        assert self.current is None, "the server is already running"
+        self.current = start_server(self.log_dir, port=self.port)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[RestartableServer]:
+    server = RestartableServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = (
+            f"Chromium not found at {CHROMIUM}: install Debian's package "
+            "(apt-get install chromium) to run the browser test"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        # Playwright launches with a fresh, temporary profile of its own.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser, live: RestartableServer) -> Iterator[Callable[[], Page]]:
+    """Open the client page, each time in a browser context of its own (own storage).
+
+    The contexts close before ``live`` stops, so no websocket outlives the test.
+    """
+    contexts: list[BrowserContext] = []
+
+    def open_one() -> Page:
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{live.http_url}/{PAGE_QUERY}")
+        expect(page.get_by_test_id("state")).to_have_attribute("data-state", "open")
+        return page
+
+    try:
+        yield open_one
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def join(page: Page, room: str) -> None:
+    page.get_by_test_id("room-name").fill(room)
+    page.get_by_test_id("join").click()
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_test_id("message-text").fill(text)
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("message-text")).to_have_value("")
+
+
+def expect_members(page: Page, room: str, members: int) -> None:
+    item = page.get_by_test_id("rooms").locator(f'[data-room="{room}"]')
+    expect(item).to_have_attribute("data-joined", "true")
+    expect(item.get_by_test_id("members")).to_have_text(str(members))
+
+
+def expect_message(page: Page, text: str) -> None:
+    messages = page.get_by_test_id("log").locator('[data-kind="message"]')
+    expect(messages.filter(has_text=text)).to_have_count(1)
+
+
+def test_two_pages_chat_and_recover_from_a_server_restart(
+    live: RestartableServer, open_page: Callable[[], Page]
+) -> None:
+    alice = open_page()
+    bob = open_page()
+    pages = [alice, bob]
+
+    for page in pages:
+        join(page, "lobby")
+    for page in pages:
+        expect_members(page, "lobby", 2)
+        expect(page.get_by_test_id("send-room")).to_have_value("lobby")
+
+    send(alice, "hello from alice")
+    send(bob, "hello from bob")
+    for page in pages:
+        expect_message(page, "hello from alice")
+        expect_message(page, "hello from bob")
+
+    live.stop()
+    for page in pages:
+        expect(page.get_by_test_id("state")).to_have_attribute("data-state", NOT_CONNECTED)
+        expect(page.get_by_test_id("send")).to_be_disabled()
+
+    live.start()
+    for page in pages:
+        # Each page reconnects and rejoins "lobby" by itself.
+        expect(page.get_by_test_id("state")).to_have_attribute("data-state", "open")
+        expect_members(page, "lobby", 2)
+
+    send(alice, "alice is back")
+    send(bob, "bob is back")
+    for page in pages:
+        expect_message(page, "alice is back")
+        expect_message(page, "bob is back")
+        expect(page.get_by_test_id("log").locator('[data-kind="message"]')).to_have_count(4)

@@ -1,0 +1,199 @@
+"""The rooms protocol on ``/ws``, against the real server with real websocket clients.
+
+"Nothing arrived" is checked with a ping: the server answers in order, so a
+``pong`` as the next event proves that no earlier event was queued.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Server, start_server, stop_server
+from raw_websocket import frame, open_websocket, read_until_close
+from websockets.exceptions import ConnectionClosed
+from ws_client import CLIENT_MESSAGE, RoomsClient
+
+
+def assert_nothing_pending(client: RoomsClient) -> None:
+    client.send(type="ping")
+    assert client.receive() == {"type": "pong"}
+
+
+def test_members_see_each_others_messages_and_presence(server: Server) -> None:
+    with RoomsClient(server.ws_url) as alice, RoomsClient(server.ws_url) as bob:
+        assert alice.join("lobby")["members"] == 1
+        assert bob.join("lobby") == {"type": "joined", "room": "lobby", "members": 2}
+        assert alice.expect("presence") == {
+            "type": "presence",
+            "room": "lobby",
+            "members": 2,
+            "id": bob.id,
+            "event": "join",
+        }
+        alice.send(type="message", room="lobby", text="hi bob")
+        for client in (alice, bob):
+            event = client.expect("message")
+            assert (event["room"], event["from"], event["text"]) == ("lobby", alice.id, "hi bob")
+        bob.send(type="message", room="lobby", text="hi alice ✓")
+        assert alice.expect("message")["text"] == bob.expect("message")["text"] == "hi alice ✓"
+        bob.send(type="leave", room="lobby")
+        assert bob.expect("left") == {"type": "left", "room": "lobby"}
+        assert alice.expect("presence")["members"] == 1
+
+
+def test_other_rooms_see_nothing(server: Server) -> None:
+    with (
+        RoomsClient(server.ws_url) as alice,
+        RoomsClient(server.ws_url) as carol,
+        RoomsClient(server.ws_url) as dave,
+    ):
+        alice.join("kitchen")
+        carol.join("garden")
+        alice.send(type="message", room="kitchen", text="secret")
+        assert alice.expect("message")["text"] == "secret"
+        assert_nothing_pending(carol)  # in another room
+        assert_nothing_pending(dave)  # in no room
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"room": "lobby"}', "invalid_message"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": "join"}', "invalid_room"),
+        ('{"type": "join", "room": "no spaces"}', "invalid_room"),
+        (json.dumps({"type": "join", "room": "x" * 65}), "invalid_room"),
+        ('{"type": "message", "room": "lobby"}', "invalid_text"),
+        (json.dumps({"type": "message", "room": "lobby", "text": "x" * 4097}), "invalid_text"),
+        ('{"type": "message", "room": "lobby", "text": "hi"}', "not_joined"),
+        ('{"type": "leave", "room": "lobby"}', "not_joined"),
+    ],
+)
+def test_invalid_input_gets_an_error_and_the_connection_stays_usable(
+    server: Server, message: str, code: str
+) -> None:
+    with RoomsClient(server.ws_url) as client:
+        client.ws.send(message)
+        error = client.expect("error")
+        assert error["code"] == code
+        assert error["detail"]
+        assert client.join("lobby")["members"] >= 1
+        assert_nothing_pending(client)
+
+
+def test_too_many_rooms_is_refused(server: Server) -> None:
+    with RoomsClient(server.ws_url) as client:
+        for n in range(16):
+            client.join(f"room-{n}")
+        client.send(type="join", room="one-too-many")
+        assert client.expect("error")["code"] == "too_many_rooms"
+        client.send(type="leave", room="room-0")
+        client.expect("left")
+        assert client.join("one-too-many")["members"] == 1
+
+
+def test_binary_frame_is_closed_with_1003(server: Server) -> None:
+    with RoomsClient(server.ws_url) as client:
+        client.ws.send(b"\x00\x01")
+        with pytest.raises(ConnectionClosed) as closed:
+            client.receive()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1003
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_rooms_are_cleaned_up_however_a_connection_ends(server: Server, how: str) -> None:
+    with RoomsClient(server.ws_url) as alice:
+        alice.join("cleanup")
+        bob = RoomsClient(server.ws_url)
+        bob.join("cleanup")
+        bob.join("cleanup-2")
+        alice.expect("presence")
+        if how == "close":
+            bob.ws.close()
+        else:
+            bob.ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame
+        assert alice.expect("presence") == {
+            "type": "presence",
+            "room": "cleanup",
+            "members": 1,
+            "id": bob.id,
+            "event": "leave",
+        }
+        bob.close()
+        with RoomsClient(server.ws_url) as carol:
+            assert carol.join("cleanup-2")["members"] == 1
+
+
+def test_client_messages_in_the_readme_match_the_schema() -> None:
+    for message in (
+        {"type": "join", "room": "lobby"},
+        {"type": "leave", "room": "lobby"},
+        {"type": "message", "room": "lobby", "text": "hi"},
+        {"type": "ping"},
+    ):
+        CLIENT_MESSAGE.validate(message)
+
+
+@pytest.fixture
+def small_outbox_server(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path, OUTBOX_SIZE="16")
+    try:
+        yield running
+    finally:
+        stop_server(running)
+
+
+def test_a_reader_that_never_reads_is_cut_off_while_others_keep_receiving(
+    small_outbox_server: Server,
+) -> None:
+    server = small_outbox_server
+    # ~12 MB to each member: more than the kernel buffers towards the stuck one hold.
+    count, window, text = 3000, 8, "x" * 4000
+    with RoomsClient(server.ws_url) as sender, RoomsClient(server.ws_url) as reader:
+        stuck = open_websocket(server.host, server.port, "/ws", receive_buffer=4096)
+        stuck.sendall(frame(b'{"type":"join","room":"flood"}'))
+        sender.join("flood")
+        reader.join("flood")
+        sender.expect("presence")
+
+        received = {sender.id: 0, reader.id: 0}
+        leaves: list[dict[str, object]] = []
+        progress = threading.Condition()
+
+        def drain(client: RoomsClient) -> None:
+            while received[client.id] < count:
+                event = client.receive(timeout=30)
+                if event["type"] == "message":
+                    with progress:
+                        received[client.id] += 1
+                        progress.notify_all()
+                elif event["type"] == "presence" and event["event"] == "leave":
+                    leaves.append(event)
+
+        def sender_has(at_least: int) -> Callable[[], bool]:
+            return lambda: received[sender.id] >= at_least
+
+        threads = [threading.Thread(target=drain, args=(c,)) for c in (sender, reader)]
+        for thread in threads:
+            thread.start()
+        for n in range(count):
+            # A fast but well-behaved sender: at most `window` of its own messages
+            # in flight, so only a reader that stops reading falls behind.
+            with progress:
+                assert progress.wait_for(sender_has(n - window), 30)
+            sender.send(type="message", room="flood", text=text)
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert received == {sender.id: count, reader.id: count}
+        assert [event["members"] for event in leaves] == [2, 2]  # both saw the stuck one go
+        assert read_until_close(stuck) in (1008, None)
+        stuck.close()
