@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,8 +83,14 @@ def start_server(log_dir: Path, port: int | None = None, **env: str) -> Server:
     log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("wb") as log:
+        # A session of its own, so that stopping it reaches every worker process too.
         process = subprocess.Popen(
-            SERVER_COMMAND, cwd=PROJECT_DIR, env=environ, stdout=log, stderr=subprocess.STDOUT
+            SERVER_COMMAND,
+            cwd=PROJECT_DIR,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process, "127.0.0.1", port, log_path)
     try:
@@ -94,10 +102,16 @@ def start_server(log_dir: Path, port: int | None = None, **env: str) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    """Stop the server (SIGTERM, then SIGKILL after 15 s) and wait for it to exit."""
+    """Stop the server (SIGTERM, then SIGKILL after 15 s) and wait for it to exit.
+
+    Whatever is left of its process group is killed too, so no orphaned worker
+    keeps the port.
+    """
     server.process.terminate()
     try:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGKILL)

@@ -150,6 +150,12 @@ def test_errors_leave_the_connection_usable() -> None:
     send(hub, alice, type="join", room="two")
     send(hub, alice, type="ping")
     events = box.take()
+    assert [event.get("room") for event in events if event["type"] == "error"] == [
+        None,
+        "r",
+        "r",
+        "two",
+    ]
     assert [event.get("code", event["type"]) for event in events] == [
         "invalid_json",
         "not_joined",

@@ -25,12 +25,14 @@ class ProtocolError(ValueError):
     Attributes:
         code: Stable machine-readable reason (see :data:`ERROR_CODES`).
         detail: Human-readable explanation.
+        room: The (valid) room the failed request named, if any.
     """
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, room: str | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.room = room
 
 
 ERROR_CODES = (
@@ -139,5 +141,9 @@ def message(room: str, sender: str, text: str, ts: int) -> str:
 PONG = encode({"type": "pong"})
 
 
-def error(code: str, detail: str) -> str:
-    return encode({"type": "error", "code": code, "detail": detail})
+def error(code: str, detail: str, room: str | None = None) -> str:
+    """An ``error`` event; ``room`` is included when the failed request named a valid one."""
+    event = {"type": "error", "code": code, "detail": detail}
+    if room is not None:
+        event["room"] = room
+    return encode(event)

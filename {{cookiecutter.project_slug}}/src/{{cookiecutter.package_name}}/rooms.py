@@ -86,7 +86,7 @@ class Hub:
             elif isinstance(message, Ping):
                 self._send(connection_id, protocol.PONG)
         except ProtocolError as error:
-            self._send(connection_id, protocol.error(error.code, error.detail))
+            self._send(connection_id, protocol.error(error.code, error.detail, error.room))
         self._settle()
 
     def members(self, room: str) -> int:
@@ -110,7 +110,7 @@ class Hub:
         if room not in rooms:
             if len(rooms) >= self.max_rooms:
                 raise ProtocolError(
-                    "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms"
+                    "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms", room
                 )
             rooms.add(room)
             members = self._members.setdefault(room, set())
@@ -125,14 +125,16 @@ class Hub:
     def _leave(self, connection_id: str, room: str) -> None:
         rooms = self._rooms_of[connection_id]
         if room not in rooms:
-            raise ProtocolError("not_joined", f"not in room {room!r}")
+            raise ProtocolError("not_joined", f"not in room {room!r}", room)
         rooms.discard(room)
         self._remove_member(room, connection_id)
         self._send(connection_id, protocol.left(room))
 
     def _say(self, connection_id: str, say: Say) -> None:
         if say.room not in self._rooms_of[connection_id]:
-            raise ProtocolError("not_joined", f"join room {say.room!r} before sending to it")
+            raise ProtocolError(
+                "not_joined", f"join room {say.room!r} before sending to it", say.room
+            )
         ts = int(self._clock() * 1000)
         frame = protocol.message(say.room, connection_id, say.text, ts)
         self._broadcast(self._members[say.room], frame)

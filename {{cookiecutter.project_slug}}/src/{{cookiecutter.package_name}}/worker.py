@@ -3,13 +3,17 @@
 gevent-websocket 0.10.1 (unmaintained since 2017) builds close frames from the
 reason alone: ``close(code, reason)`` leaves the code out (peers see 1002 or
 1005) and a peer's close is echoed back mangled. :class:`WebSocket` sends
-the code; :class:`Worker` makes every connection use it, and on SIGTERM closes
-every open socket with 1001 at once instead of leaving them to the graceful
-timeout, after which the stock worker drops them without a close frame.
+the code; :class:`Worker` makes every connection use it. On SIGTERM the stock
+worker waits out the graceful timeout for open websockets and idle keep-alive
+connections, then drops them without a close frame; :class:`Worker` closes
+every websocket with 1001 and every idle connection at once, so it exits as
+soon as the requests in flight are done.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
 from typing import Any, ClassVar
 
@@ -45,10 +49,23 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
 
 
 class WebSocketHandler(BaseWebSocketHandler):  # type: ignore[misc]
-    """Hands the app a :class:`WebSocket` instead of the stock one, and tracks it."""
+    """Hands the app a :class:`WebSocket` instead of the stock one; tracks connections."""
 
     open_sockets: ClassVar[set[WebSocket]] = set()
-    """Every websocket this process has open, for closing them on shutdown."""
+    """Every websocket this process has open."""
+    idle_handlers: ClassVar[set[WebSocketHandler]] = set()
+    """Connections waiting for their next request (HTTP keep-alive)."""
+    shutting_down: ClassVar[bool] = False
+
+    def read_requestline(self) -> str:
+        if self.shutting_down:
+            return ""  # no new request on a kept-alive connection: it closes
+        self.idle_handlers.add(self)
+        try:
+            line: str = super().read_requestline()
+        finally:
+            self.idle_handlers.discard(self)
+        return line
 
     def upgrade_connection(self) -> object:
         result = super().upgrade_connection()
@@ -75,10 +92,14 @@ class Worker(GeventWebSocketWorker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: object) -> None:
         super().handle_exit(sig, frame)
         # Out of the signal handler: closing sockets may block on the network.
-        gevent.spawn(close_all, CLOSE_GOING_AWAY, "server shutting down")
+        gevent.spawn(close_connections, CLOSE_GOING_AWAY, "server shutting down")
 
 
-def close_all(code: int, reason: str) -> None:
-    """Close every open websocket of this process with ``code``."""
+def close_connections(code: int, reason: str) -> None:
+    """Close every websocket of this process with ``code``, and every idle connection."""
+    WebSocketHandler.shutting_down = True
     for websocket in list(WebSocketHandler.open_sockets):
         gevent.spawn(websocket.close, code, reason)
+    for handler in list(WebSocketHandler.idle_handlers):
+        with contextlib.suppress(OSError):
+            handler.socket.shutdown(socket.SHUT_RDWR)
