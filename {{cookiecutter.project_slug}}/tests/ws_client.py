@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }}.pages import STATIC_DIR
 
@@ -21,9 +21,7 @@ class RoomsClient:
 
     def __init__(self, ws_url: str) -> None:
         self._exit_stack = contextlib.ExitStack()
-        self.ws: ClientConnection = self._exit_stack.enter_context(
-            connect(f"{ws_url}/ws", open_timeout=5)
-        )
+        self.ws = self._exit_stack.enter_context(connect(f"{ws_url}/ws", open_timeout=5))
         self.id: str = self.expect("welcome")["id"]
 
     def __enter__(self) -> RoomsClient:
