@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from {{ cookiecutter.package_name }}.broker import MemoryBroker
 from {{ cookiecutter.package_name }}.rooms import Hub
 
 
@@ -38,28 +39,42 @@ class RecordingOutbox:
         return events
 
 
-def connect(hub: Hub, capacity: int = 1_000_000) -> tuple[str, RecordingOutbox]:
-    outbox = RecordingOutbox(capacity)
-    connection_id = hub.connect(outbox)
-    return connection_id, outbox
+class Harness:
+    """A hub and the in-memory broker that carries out its effects."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.broker = MemoryBroker(hub)
+
+    def connect(self, capacity: int = 1_000_000) -> tuple[str, RecordingOutbox]:
+        outbox = RecordingOutbox(capacity)
+        connection_id, effects = self.hub.connect(outbox)
+        self.broker.submit(effects)
+        return connection_id, outbox
+
+    def receive(self, connection_id: str, frame: str) -> None:
+        self.broker.submit(self.hub.receive(connection_id, frame))
+
+    def disconnect(self, connection_id: str) -> None:
+        self.broker.submit(self.hub.disconnect(connection_id))
 
 
-def send(hub: Hub, connection_id: str, **message: Any) -> None:
-    hub.receive(connection_id, json.dumps(message))
+def send(harness: Harness, connection_id: str, **message: Any) -> None:
+    harness.receive(connection_id, json.dumps(message))
 
 
 def test_welcome_carries_the_connection_id() -> None:
-    hub = Hub()
-    alice, outbox = connect(hub)
+    harness = Harness(Hub())
+    alice, outbox = harness.connect()
     assert outbox.take() == [{"type": "welcome", "id": alice}]
 
 
 def test_join_replies_and_tells_the_others() -> None:
-    hub = Hub()
-    alice, alice_box = connect(hub)
-    bob, bob_box = connect(hub)
-    send(hub, alice, type="join", room="lobby")
-    send(hub, bob, type="join", room="lobby")
+    harness = Harness(Hub())
+    alice, alice_box = harness.connect()
+    bob, bob_box = harness.connect()
+    send(harness, alice, type="join", room="lobby")
+    send(harness, bob, type="join", room="lobby")
     assert alice_box.take()[1:] == [
         {"type": "joined", "room": "lobby", "members": 1},
         {"type": "presence", "room": "lobby", "members": 2, "id": bob, "event": "join"},
@@ -68,25 +83,25 @@ def test_join_replies_and_tells_the_others() -> None:
 
 
 def test_joining_twice_is_idempotent() -> None:
-    hub = Hub()
-    alice, box = connect(hub)
-    send(hub, alice, type="join", room="r")
-    send(hub, alice, type="join", room="r")
+    harness = Harness(Hub())
+    alice, box = harness.connect()
+    send(harness, alice, type="join", room="r")
+    send(harness, alice, type="join", room="r")
     assert [event["members"] for event in box.take()[1:]] == [1, 1]
-    assert hub.members("r") == 1
+    assert harness.hub.members("r") == 1
 
 
 def test_message_reaches_every_member_and_no_one_else() -> None:
-    hub = Hub(clock=lambda: 1700000000.5)
-    alice, alice_box = connect(hub)
-    bob, bob_box = connect(hub)
-    carol, carol_box = connect(hub)
-    send(hub, alice, type="join", room="lobby")
-    send(hub, bob, type="join", room="lobby")
-    send(hub, carol, type="join", room="elsewhere")
+    harness = Harness(Hub(clock=lambda: 1700000000.5))
+    alice, alice_box = harness.connect()
+    bob, bob_box = harness.connect()
+    carol, carol_box = harness.connect()
+    send(harness, alice, type="join", room="lobby")
+    send(harness, bob, type="join", room="lobby")
+    send(harness, carol, type="join", room="elsewhere")
     for box in (alice_box, bob_box, carol_box):
         box.take()
-    send(hub, bob, type="message", room="lobby", text="hello")
+    send(harness, bob, type="message", room="lobby", text="hello")
     expected = {"type": "message", "room": "lobby", "from": bob, "text": "hello"}
     assert alice_box.take() == [{**expected, "ts": 1700000000500}]
     assert bob_box.take() == [{**expected, "ts": 1700000000500}]
@@ -94,26 +109,26 @@ def test_message_reaches_every_member_and_no_one_else() -> None:
 
 
 def test_a_broadcast_is_encoded_once() -> None:
-    hub = Hub()
-    members = [connect(hub) for _ in range(5)]
+    harness = Harness(Hub())
+    members = [harness.connect() for _ in range(5)]
     for connection_id, _ in members:
-        send(hub, connection_id, type="join", room="r")
+        send(harness, connection_id, type="join", room="r")
     for _, box in members:
         box.take()
-    send(hub, members[0][0], type="message", room="r", text="x")
+    send(harness, members[0][0], type="message", room="r", text="x")
     frames = [box.frames[0] for _, box in members]
     assert all(frame is frames[0] for frame in frames)
 
 
 def test_leave_replies_and_tells_the_others() -> None:
-    hub = Hub()
-    alice, alice_box = connect(hub)
-    bob, bob_box = connect(hub)
-    send(hub, alice, type="join", room="r")
-    send(hub, bob, type="join", room="r")
+    harness = Harness(Hub())
+    alice, alice_box = harness.connect()
+    bob, bob_box = harness.connect()
+    send(harness, alice, type="join", room="r")
+    send(harness, bob, type="join", room="r")
     alice_box.take()
     bob_box.take()
-    send(hub, bob, type="leave", room="r")
+    send(harness, bob, type="leave", room="r")
     assert bob_box.take() == [{"type": "left", "room": "r"}]
     assert alice_box.take() == [
         {"type": "presence", "room": "r", "members": 1, "id": bob, "event": "leave"}
@@ -121,34 +136,34 @@ def test_leave_replies_and_tells_the_others() -> None:
 
 
 def test_disconnect_cleans_up_every_room() -> None:
-    hub = Hub()
-    alice, alice_box = connect(hub)
-    bob, _ = connect(hub)
+    harness = Harness(Hub())
+    alice, alice_box = harness.connect()
+    bob, _ = harness.connect()
     for room in ("a", "b", "c"):
-        send(hub, bob, type="join", room=room)
-    send(hub, alice, type="join", room="a")
+        send(harness, bob, type="join", room=room)
+    send(harness, alice, type="join", room="a")
     alice_box.take()
-    hub.disconnect(bob)
-    hub.disconnect(bob)  # twice is harmless
-    assert hub.rooms_of(bob) == frozenset()
-    assert hub.members("a") == 1
-    assert hub.rooms == 1
-    assert hub.connections == 1
+    harness.disconnect(bob)
+    harness.disconnect(bob)  # twice is harmless
+    assert harness.hub.rooms_of(bob) == frozenset()
+    assert harness.hub.members("a") == 1
+    assert harness.hub.rooms == 1
+    assert harness.hub.connections == 1
     assert alice_box.take() == [
         {"type": "presence", "room": "a", "members": 1, "id": bob, "event": "leave"}
     ]
 
 
 def test_errors_leave_the_connection_usable() -> None:
-    hub = Hub(max_rooms=1)
-    alice, box = connect(hub)
+    harness = Harness(Hub(max_rooms=1))
+    alice, box = harness.connect()
     box.take()
-    hub.receive(alice, "{nope")
-    send(hub, alice, type="message", room="r", text="hi")
-    send(hub, alice, type="leave", room="r")
-    send(hub, alice, type="join", room="one")
-    send(hub, alice, type="join", room="two")
-    send(hub, alice, type="ping")
+    harness.receive(alice, "{nope")
+    send(harness, alice, type="message", room="r", text="hi")
+    send(harness, alice, type="leave", room="r")
+    send(harness, alice, type="join", room="one")
+    send(harness, alice, type="join", room="two")
+    send(harness, alice, type="ping")
     events = box.take()
     assert [event.get("room") for event in events if event["type"] == "error"] == [
         None,
@@ -167,18 +182,18 @@ def test_errors_leave_the_connection_usable() -> None:
 
 
 def test_a_full_outbox_is_closed_with_1008_and_leaves_its_rooms() -> None:
-    hub = Hub()
-    fast, fast_box = connect(hub)
-    slow, slow_box = connect(hub, capacity=3)
-    send(hub, fast, type="join", room="r")
-    send(hub, slow, type="join", room="r")  # slow: welcome, joined
+    harness = Harness(Hub())
+    fast, fast_box = harness.connect()
+    slow, slow_box = harness.connect(capacity=3)
+    send(harness, fast, type="join", room="r")
+    send(harness, slow, type="join", room="r")  # slow: welcome, joined
     fast_box.take()
     for n in range(3):
-        send(hub, fast, type="message", room="r", text=str(n))
+        send(harness, fast, type="message", room="r", text=str(n))
     assert slow_box.closed is not None
     assert slow_box.closed[0] == 1008
-    assert hub.rooms_of(slow) == frozenset()
-    assert hub.members("r") == 1
+    assert harness.hub.rooms_of(slow) == frozenset()
+    assert harness.hub.members("r") == 1
     events = fast_box.take()
     assert [event["text"] for event in events if event["type"] == "message"] == ["0", "1", "2"]
     assert {"type": "presence", "room": "r", "members": 1, "id": slow, "event": "leave"} in events
@@ -209,25 +224,25 @@ def test_random_sequences_keep_the_hub_consistent(operations: list[tuple[Any, ..
     memberships stay symmetric, no room is empty, the room limit holds, closed
     connections get nothing more, and the member counts each client was told
     last are the true ones."""
-    hub = Hub(max_rooms=2)
+    harness = Harness(Hub(max_rooms=2))
     open_connections: dict[str, RecordingOutbox] = {}
     every: list[tuple[str, RecordingOutbox]] = []
     for operation in operations:
         if operation[0] == "connect":
-            connection_id, box = connect(hub, capacity=operation[1])
+            connection_id, box = harness.connect(capacity=operation[1])
             open_connections[connection_id] = box
             every.append((connection_id, box))
         elif open_connections:
             connection_id = list(open_connections)[operation[1] % len(open_connections)]
             if operation[0] == "disconnect":
-                hub.disconnect(connection_id)
+                harness.disconnect(connection_id)
                 open_connections.pop(connection_id)
             else:
-                hub.receive(connection_id, operation[2])
+                harness.receive(connection_id, operation[2])
         for connection_id, box in every:
             if box.closed is not None:
                 open_connections.pop(connection_id, None)
-        assert_consistent(hub, open_connections, every)
+        assert_consistent(harness.hub, open_connections, every)
 
 
 def assert_consistent(

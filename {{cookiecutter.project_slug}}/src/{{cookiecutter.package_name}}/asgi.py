@@ -12,6 +12,7 @@ import falcon.asgi
 from falcon.media import BinaryBaseHandlerWS, TextBaseHandlerWS
 
 from . import pages
+from .broker import Broker, MemoryBroker, health
 from .config import Settings
 from .errors import upgrade_required
 from .rooms import Hub
@@ -50,13 +51,17 @@ class IndexResource:
 
 
 class HealthResource:
-    """Liveness probe for load balancers and orchestrators, with a few gauges."""
+    """Readiness probe: 200 while the server can serve, 503 with a reason when it cannot."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, broker: Broker) -> None:
         self.hub = hub
+        self.broker = broker
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.media = {"status": "ok", "connections": self.hub.connections, "rooms": self.hub.rooms}
+        document = health(self.hub, self.broker)
+        resp.media = document
+        if document["status"] != "ok":
+            resp.status = falcon.HTTP_503
 
 
 class EchoResource:
@@ -105,8 +110,9 @@ class Outbox:
 class RoomsResource:
     """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
 
-    def __init__(self, hub: Hub, outbox_size: int) -> None:
+    def __init__(self, hub: Hub, broker: Broker, outbox_size: int) -> None:
         self.hub = hub
+        self.broker = broker
         self.outbox_size = outbox_size
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -115,7 +121,8 @@ class RoomsResource:
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         await ws.accept()
         outbox = Outbox(self.outbox_size)
-        connection_id = self.hub.connect(outbox)
+        connection_id, welcome = self.hub.connect(outbox)
+        self.broker.submit(welcome)
         tasks = {
             asyncio.create_task(self._send_frames(ws, outbox)),
             asyncio.create_task(self._receive_frames(ws, connection_id, outbox)),
@@ -126,7 +133,7 @@ class RoomsResource:
             # failed, or the hub or the receiver asked for a close.
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.hub.disconnect(connection_id)
+            self.broker.submit(self.hub.disconnect(connection_id))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -148,7 +155,7 @@ class RoomsResource:
                 if not isinstance(frame, str):
                     outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
                     return
-                self.hub.receive(connection_id, frame)
+                self.broker.submit(self.hub.receive(connection_id, frame))
 
 
 def create_app(
@@ -157,6 +164,7 @@ def create_app(
     """Build the ASGI application with every route; settings default to the environment's."""
     settings = settings or Settings.from_env()
     hub = Hub(max_rooms=settings.max_rooms)
+    broker = MemoryBroker(hub)
     app = falcon.asgi.App()
     # Falcon 4 has no public "receive whatever frame comes next" call; raw
     # media handlers turn receive_media() into exactly that.
@@ -164,8 +172,8 @@ def create_app(
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.BINARY] = RawBinary()
 
     app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource(hub))
-    app.add_route("/ws", RoomsResource(hub, settings.outbox_size))
+    app.add_route("/health", HealthResource(hub, broker))
+    app.add_route("/ws", RoomsResource(hub, broker, settings.outbox_size))
     app.add_route("/ws/echo", EchoResource())
     app.add_static_route("/static", pages.STATIC_DIR)
     return app

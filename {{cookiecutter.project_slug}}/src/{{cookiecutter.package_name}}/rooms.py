@@ -1,11 +1,15 @@
 """Rooms, their members, and who gets which frame: the core of ``/ws``.
 
-The hub decides *what* goes to *whom* and hands each frame to the recipient's
-:class:`Outbox` without blocking; the server adapter owns the outboxes and does
-the sending with its own concurrency. A broadcast is encoded once and the same
-string is offered to every member. An outbox that is full belongs to a reader
-that cannot keep up: the hub drops it from its rooms and asks it to close with
-1008, so one slow client never stalls the others.
+The hub is sans-I/O: each call returns *effects* (data saying what must happen)
+and a broker (``broker.py``) carries them out. Keeping the hub free of I/O lets
+the same code serve one process (the in-memory broker delivers at once) and
+many (a pub/sub broker publishes room frames to every process and keeps member
+counts where all processes see them). The hub only ever hands a frame to a
+local connection's :class:`Outbox`, without blocking; the server adapter owns
+the outboxes and does the sending with its own concurrency. A broadcast is
+encoded once and the same string is offered to every member. An outbox that
+is full belongs to a reader that cannot keep up: the hub asks it to close with
+1008 and drops it from its rooms, so one slow client never stalls the others.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from . import protocol
@@ -34,8 +39,40 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand ``frame`` to a connection of this process."""
+
+    connection_id: str
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Hand ``frame`` to every member of ``room``, in every process, but ``skip``."""
+
+    room: str
+    frame: str
+    skip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """Record that this process has ``local_members`` in ``room``; then run ``then(total)``.
+
+    ``total`` is the room's member count over every process the broker spans.
+    """
+
+    room: str
+    local_members: int
+    then: Callable[[int], list[Effect]]
+
+
+Effect = Deliver | Publish | Recount
+
+
 class Hub:
-    """Connections, room memberships and fan-out for one server process.
+    """Connections and room memberships of one server process.
 
     Args:
         max_rooms: How many rooms one connection may be in at once.
@@ -50,48 +87,66 @@ class Hub:
         self._outboxes: dict[str, Outbox] = {}
         self._rooms_of: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}
-        # Connections whose outbox is gone but whose rooms are not yet told:
-        # handled after the current operation, so a cascade stays a loop.
-        self._dropped: list[str] = []
 
-    def connect(self, outbox: Outbox) -> str:
-        """Register a new connection, send it ``welcome``, and return its id."""
+    def connect(self, outbox: Outbox) -> tuple[str, list[Effect]]:
+        """Register a new connection; return its id and its ``welcome``."""
         connection_id = secrets.token_urlsafe(6)
         while connection_id in self._outboxes:
             connection_id = secrets.token_urlsafe(6)
         self._outboxes[connection_id] = outbox
         self._rooms_of[connection_id] = set()
-        self._send(connection_id, protocol.welcome(connection_id))
-        self._settle()
-        return connection_id
+        return connection_id, [Deliver(connection_id, protocol.welcome(connection_id))]
 
-    def disconnect(self, connection_id: str) -> None:
+    def disconnect(self, connection_id: str) -> list[Effect]:
         """Forget a connection, however it ended, and tell its rooms. Safe to call twice."""
-        if self._outboxes.pop(connection_id, None) is not None:
-            self._dropped.append(connection_id)
-        self._settle()
+        self._outboxes.pop(connection_id, None)
+        return [
+            self._recount(room, connection_id, "leave")
+            for room in sorted(self._rooms_of.pop(connection_id, ()))
+            if self._remove_member(room, connection_id)
+        ]
 
-    def receive(self, connection_id: str, frame: str) -> None:
+    def receive(self, connection_id: str, frame: str) -> list[Effect]:
         """Act on one text frame from a connection; invalid input gets an ``error`` event."""
         if connection_id not in self._outboxes:
-            return
+            return []
         try:
             message = protocol.parse(frame)
             if isinstance(message, Say):
-                self._say(connection_id, message)
-            elif isinstance(message, Join):
-                self._join(connection_id, message.room)
-            elif isinstance(message, Leave):
-                self._leave(connection_id, message.room)
-            elif isinstance(message, Ping):
-                self._send(connection_id, protocol.PONG)
+                return self._say(connection_id, message)
+            if isinstance(message, Join):
+                return self._join(connection_id, message.room)
+            if isinstance(message, Leave):
+                return self._leave(connection_id, message.room)
+            if isinstance(message, Ping):
+                return [Deliver(connection_id, protocol.PONG)]
         except ProtocolError as error:
-            self._send(connection_id, protocol.error(error.code, error.detail, error.room))
-        self._settle()
+            return [Deliver(connection_id, protocol.error(error.code, error.detail, error.room))]
+        raise AssertionError(f"unhandled message {message!r}")  # pragma: no cover
+
+    def deliver(self, connection_id: str, frame: str) -> list[Effect]:
+        """Offer ``frame`` to a local connection; a full outbox drops the connection."""
+        outbox = self._outboxes.get(connection_id)
+        if outbox is None or outbox.offer(frame):
+            return []
+        return self._drop(connection_id, outbox)
+
+    def fan_out(self, room: str, frame: str, skip: str | None = None) -> list[Effect]:
+        """Offer ``frame`` to the local members of ``room`` but ``skip``; drop the full ones."""
+        full = [
+            member
+            for member in self._members.get(room, ())
+            if member != skip and not self._outboxes[member].offer(frame)
+        ]
+        return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
 
     def members(self, room: str) -> int:
-        """How many connections are in ``room``."""
+        """How many connections of this process are in ``room``."""
         return len(self._members.get(room, ()))
+
+    def local_rooms(self) -> dict[str, int]:
+        """Every room with members in this process, and how many."""
+        return {room: len(members) for room, members in self._members.items()}
 
     def rooms_of(self, connection_id: str) -> frozenset[str]:
         """The rooms a connection is in (empty if it is unknown)."""
@@ -105,62 +160,67 @@ class Hub:
     def rooms(self) -> int:
         return len(self._members)
 
-    def _join(self, connection_id: str, room: str) -> None:
+    def _join(self, connection_id: str, room: str) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
-        if room not in rooms:
-            if len(rooms) >= self.max_rooms:
-                raise ProtocolError(
-                    "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms", room
+        if room in rooms:
+            return [
+                Recount(
+                    room,
+                    self.members(room),
+                    lambda total: [self._joined(room, total, connection_id)],
                 )
-            rooms.add(room)
-            members = self._members.setdefault(room, set())
-            members.add(connection_id)
-            self._broadcast(
-                members,
-                protocol.presence(room, len(members), connection_id, "join"),
-                skip=connection_id,
+            ]
+        if len(rooms) >= self.max_rooms:
+            raise ProtocolError(
+                "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms", room
             )
-        self._send(connection_id, protocol.joined(room, self.members(room)))
+        rooms.add(room)
+        self._members.setdefault(room, set()).add(connection_id)
+        return [self._recount(room, connection_id, "join")]
 
-    def _leave(self, connection_id: str, room: str) -> None:
+    def _leave(self, connection_id: str, room: str) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
         if room not in rooms:
             raise ProtocolError("not_joined", f"not in room {room!r}", room)
         rooms.discard(room)
         self._remove_member(room, connection_id)
-        self._send(connection_id, protocol.left(room))
+        return [
+            Deliver(connection_id, protocol.left(room)),
+            self._recount(room, connection_id, "leave"),
+        ]
 
-    def _say(self, connection_id: str, say: Say) -> None:
+    def _say(self, connection_id: str, say: Say) -> list[Effect]:
         if say.room not in self._rooms_of[connection_id]:
             raise ProtocolError(
                 "not_joined", f"join room {say.room!r} before sending to it", say.room
             )
         ts = int(self._clock() * 1000)
-        frame = protocol.message(say.room, connection_id, say.text, ts)
-        self._broadcast(self._members[say.room], frame)
+        return [Publish(say.room, protocol.message(say.room, connection_id, say.text, ts))]
 
-    def _remove_member(self, room: str, connection_id: str) -> None:
-        members = self._members[room]
+    def _joined(self, room: str, total: int, connection_id: str) -> Deliver:
+        return Deliver(connection_id, protocol.joined(room, total))
+
+    def _recount(self, room: str, who: str, event: str) -> Recount:
+        """Update the room's count, then tell the others (and a joiner its own count)."""
+
+        def announce(total: int) -> list[Effect]:
+            effects: list[Effect] = []
+            if event == "join":
+                effects.append(self._joined(room, total, who))
+            effects.append(Publish(room, protocol.presence(room, total, who, event), skip=who))
+            return effects
+
+        return Recount(room, self.members(room), announce)
+
+    def _remove_member(self, room: str, connection_id: str) -> bool:
+        members = self._members.get(room)
+        if members is None or connection_id not in members:
+            return False
         members.discard(connection_id)
         if not members:
             del self._members[room]
-            return
-        self._broadcast(members, protocol.presence(room, len(members), connection_id, "leave"))
+        return True
 
-    def _send(self, connection_id: str, frame: str) -> None:
-        outbox = self._outboxes.get(connection_id)
-        if outbox is not None and not outbox.offer(frame):
-            del self._outboxes[connection_id]
-            outbox.close(CLOSE_POLICY_VIOLATION, "outbox overflow: reading too slowly")
-            self._dropped.append(connection_id)
-
-    def _broadcast(self, members: set[str], frame: str, skip: str | None = None) -> None:
-        for member in members:
-            if member != skip:
-                self._send(member, frame)
-
-    def _settle(self) -> None:
-        while self._dropped:
-            connection_id = self._dropped.pop()
-            for room in self._rooms_of.pop(connection_id, ()):
-                self._remove_member(room, connection_id)
+    def _drop(self, connection_id: str, outbox: Outbox) -> list[Effect]:
+        outbox.close(CLOSE_POLICY_VIOLATION, "outbox overflow: reading too slowly")
+        return self.disconnect(connection_id)

@@ -16,6 +16,7 @@ import gevent.event
 import gevent.queue
 
 from . import pages
+from .broker import Broker, MemoryBroker, health
 from .config import Settings
 from .errors import upgrade_required
 from .rooms import Hub
@@ -33,13 +34,17 @@ class IndexResource:
 
 
 class HealthResource:
-    """Liveness probe for load balancers and orchestrators, with a few gauges."""
+    """Readiness probe: 200 while the server can serve, 503 with a reason when it cannot."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, broker: Broker) -> None:
         self.hub = hub
+        self.broker = broker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok", "connections": self.hub.connections, "rooms": self.hub.rooms}
+        document = health(self.hub, self.broker)
+        resp.media = document
+        if document["status"] != "ok":
+            resp.status = falcon.HTTP_503
 
 
 class EchoResource:
@@ -80,8 +85,9 @@ class Outbox:
 class RoomsResource:
     """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
 
-    def __init__(self, hub: Hub, outbox_size: int) -> None:
+    def __init__(self, hub: Hub, broker: Broker, outbox_size: int) -> None:
         self.hub = hub
+        self.broker = broker
         self.outbox_size = outbox_size
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -89,7 +95,8 @@ class RoomsResource:
         if ws is None:
             raise upgrade_required()
         outbox = Outbox(self.outbox_size)
-        connection_id = self.hub.connect(outbox)
+        connection_id, welcome = self.hub.connect(outbox)
+        self.broker.submit(welcome)
         greenlets: list[gevent.Greenlet[..., object]] = [
             gevent.spawn(self._send_frames, ws, outbox),
             gevent.spawn(self._receive_frames, ws, connection_id, outbox),
@@ -100,7 +107,7 @@ class RoomsResource:
             # failed, or the hub or the receiver asked for a close.
             gevent.wait(greenlets, count=1)
         finally:
-            self.hub.disconnect(connection_id)
+            self.broker.submit(self.hub.disconnect(connection_id))
             gevent.killall(greenlets)
         if outbox.closed.is_set():
             close(ws, outbox.close_code, outbox.close_reason)
@@ -114,7 +121,7 @@ class RoomsResource:
             if not isinstance(frame, str):
                 outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
                 return
-            self.hub.receive(connection_id, frame)
+            self.broker.submit(self.hub.receive(connection_id, frame))
 
 
 def close(ws: Any, code: int, reason: str) -> None:
@@ -127,10 +134,11 @@ def create_app(settings: Settings | None = None) -> falcon.App[falcon.Request, f
     """Build the WSGI application with every route; settings default to the environment's."""
     settings = settings or Settings.from_env()
     hub = Hub(max_rooms=settings.max_rooms)
+    broker = MemoryBroker(hub)
     app = falcon.App()
     app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource(hub))
-    app.add_route("/ws", RoomsResource(hub, settings.outbox_size))
+    app.add_route("/health", HealthResource(hub, broker))
+    app.add_route("/ws", RoomsResource(hub, broker, settings.outbox_size))
     app.add_route("/ws/echo", EchoResource())
     app.add_static_route("/static", pages.STATIC_DIR)
     return app
