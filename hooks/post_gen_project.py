@@ -16,17 +16,34 @@ from pathlib import Path
 ASGI_FILES = (
     "src/{package}/asgi.py",
     "src/{package}/__main__.py",
+    "src/{package}/redis_asyncio.py",
 )
 WSGI_FILES = (
     "src/{package}/wsgi.py",
     "src/{package}/worker.py",
+    "src/{package}/redis_gevent.py",
     "gunicorn.conf.py",
 )
+REDIS_FILES = (
+    "src/{package}/pubsub.py",
+    "src/{package}/redis_asyncio.py",
+    "src/{package}/redis_gevent.py",
+    "tests/redis_server.py",
+    "tests/test_scale_out.py",
+)
+
+
+def excluded_files(answers: Mapping[str, str]) -> set[str]:
+    """The template paths (with ``{package}``) that the answers leave out."""
+    excluded = set(WSGI_FILES if answers["server"] == "asgi-uvicorn" else ASGI_FILES)
+    if answers["broker"] == "memory":
+        excluded.update(REDIS_FILES)
+    return excluded
 
 
 def remove_paths(project_dir: Path, paths: Iterable[str], package: str) -> None:
     """Delete each file or folder in ``paths``; a missing one is an error."""
-    for pattern in paths:
+    for pattern in sorted(paths):
         path = project_dir / pattern.format(package=package)
         if path.is_dir():
             shutil.rmtree(path)
@@ -34,21 +51,9 @@ def remove_paths(project_dir: Path, paths: Iterable[str], package: str) -> None:
             path.unlink()
 
 
-def remove_asgi_files(project_dir: Path, package: str) -> None:
-    remove_paths(project_dir, ASGI_FILES, package)
-
-
-def remove_wsgi_files(project_dir: Path, package: str) -> None:
-    remove_paths(project_dir, WSGI_FILES, package)
-
-
 def prune(project_dir: Path, answers: Mapping[str, str]) -> None:
     """Remove every file the answers exclude from ``project_dir``."""
-    package = answers["package_name"]
-    if answers["server"] == "asgi-uvicorn":
-        remove_wsgi_files(project_dir, package)
-    else:
-        remove_asgi_files(project_dir, package)
+    remove_paths(project_dir, excluded_files(answers), answers["package_name"])
 
 
 def main() -> None:

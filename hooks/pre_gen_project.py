@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
+BROKERS = ("memory", "redis")
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 
 # Modules a generated project imports (or tests with); a package named like
@@ -118,6 +119,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "version": check_version,
     "python_version": check_choice("python_version", PYTHON_VERSIONS),
     "server": check_choice("server", SERVERS),
+    "broker": check_choice("broker", BROKERS),
     "port": check_port,
 }
 

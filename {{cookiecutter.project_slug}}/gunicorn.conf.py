@@ -19,7 +19,7 @@ wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
 # with 405. The worker monkey-patches before it imports the app, so never add
 # --preload.
 worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
-workers = 1
+workers = settings.workers
 _host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 literal
 bind = f"{_host}:{settings.port}"
 loglevel = settings.log_level

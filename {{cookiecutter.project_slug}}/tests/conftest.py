@@ -6,12 +6,37 @@ from collections.abc import Iterator
 
 import pytest
 from live_server import Server, start_server, stop_server
+{%- if cookiecutter.broker == "redis" %}
+from redis_server import RedisServer
+{%- endif %}
+{%- if cookiecutter.broker == "redis" %}
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment every test server needs: a real Redis, for the whole session."""
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    try:
+        yield {"REDIS_URL": redis.url}
+    finally:
+        redis.kill()
+{%- else %}
+
+
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    """Environment every test server needs beyond this process's: nothing."""
+    return {}
+{%- endif %}
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]
+) -> Iterator[Server]:
     """One real server shared by the whole test session."""
-    running = start_server(tmp_path_factory.mktemp("server"))
+    running = start_server(tmp_path_factory.mktemp("server"), server_env)
     try:
         yield running
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,7 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +59,29 @@ def free_port() -> int:
         return port
 
 
+def get(url: str, timeout: float = 5) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive) and body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def wait_for_health(server: Server, status: int, timeout: float) -> dict[str, object]:
+    """Poll ``/health`` until it answers ``status``; return its document."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            code, _, body = get(f"{server.http_url}/health", timeout=1)
+            if code == status:
+                document: dict[str, object] = json.loads(body)
+                return document
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/health never answered {status} in {timeout} s")
+        time.sleep(0.1)
+
+
 def wait_until_healthy(server: Server) -> None:
     """Poll ``/health`` until it answers 200; raise :class:`ServerStartError` if it never does."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -63,23 +89,27 @@ def wait_until_healthy(server: Server) -> None:
         if server.process.poll() is not None:
             code = server.process.returncode
             raise ServerStartError(f"server exited with {code}:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(f"{server.http_url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            if get(f"{server.http_url}/health", timeout=1)[0] == 200:
+                return
         time.sleep(0.1)
     raise ServerStartError(f"server not healthy after {STARTUP_TIMEOUT} s:\n{server.log()}")
 
 
-def start_server(log_dir: Path, port: int | None = None, **env: str) -> Server:
+def start_server(
+    log_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Server:
     """Start the server as ``make run`` does and wait until it is healthy.
 
-    ``port`` defaults to a free one; pass a stopped server's port to restart it there.
-    Extra keyword arguments become environment variables of the server.
+    ``env`` is added to this process's environment for the server. ``port``
+    defaults to a free one; pass a stopped server's port to restart it there.
     """
+    env = dict(env or {})
     port = port or free_port()
+{%- if cookiecutter.broker == "redis" %}
+    # Each server gets a key space of its own unless the test shares one on purpose.
+    env.setdefault("REDIS_PREFIX", f"test-{port}-{time.monotonic_ns()}")
+{%- endif %}
     log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("wb") as log:

@@ -31,9 +31,10 @@ expect.set_options(timeout=TIMEOUT_MS)
 class RestartableServer:
     """A live server of this test's own, which the test may stop and start again."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
         self.log_dir = log_dir
-        self.current: Server | None = start_server(log_dir)
+        self.env = env
+        self.current: Server | None = start_server(log_dir, env)
         self.port = self.current.port
         self.http_url = self.current.http_url
 
@@ -44,12 +45,12 @@ class RestartableServer:
 
     def start(self) -> None:
         assert self.current is None, "the server is already running"
-        self.current = start_server(self.log_dir, port=self.port)
+        self.current = start_server(self.log_dir, self.env, port=self.port)
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[RestartableServer]:
-    server = RestartableServer(tmp_path)
+def live(tmp_path: Path, server_env: dict[str, str]) -> Iterator[RestartableServer]:
+    server = RestartableServer(tmp_path, server_env)
     try:
         yield server
     finally:

@@ -1,4 +1,8 @@
 """Settings come from the environment and bad values are refused with a clear message."""
+{%- if cookiecutter.broker == "redis" %}
+
+import os
+{%- endif %}
 
 import pytest
 
@@ -38,6 +42,14 @@ def test_reads_the_environment() -> None:
         ({"PORT": "70000"}, "PORT='70000' is not valid"),
         ({"OUTBOX_SIZE": "0"}, "OUTBOX_SIZE='0' is not valid"),
         ({"MAX_ROOMS": "-2"}, "MAX_ROOMS='-2' is not valid"),
+        ({"WORKERS": "0"}, "WORKERS='0' is not valid"),
+{%- if cookiecutter.broker == "redis" %}
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL is not a Redis URL"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL is not a Redis URL"),
+        ({"REDIS_PREFIX": "two words"}, "REDIS_PREFIX must be a non-empty word"),
+{%- else %}
+        ({"WORKERS": "2"}, "WORKERS=2: rooms live in this process's memory"),
+{%- endif %}
         ({"HOST": " "}, "HOST is empty"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a level"),
     ],
@@ -45,3 +57,14 @@ def test_reads_the_environment() -> None:
 def test_bad_values_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(environ)
+{%- if cookiecutter.broker == "redis" %}
+
+
+def test_redis_settings() -> None:
+    settings = Settings.from_env(
+        {"REDIS_URL": "rediss://:secret@redis.example:6380/2", "REDIS_PREFIX": "chat", "WORKERS": "3"}
+    )
+    assert settings.redis_url == "rediss://:secret@redis.example:6380/2"
+    assert (settings.redis_prefix, settings.workers) == ("chat", 3)
+    assert Settings.from_env({}).workers == (os.cpu_count() or 1)
+{%- endif %}

@@ -1,22 +1,10 @@
 """The HTTP side of the real server: client page, static files, health, errors."""
 
 import json
-import urllib.error
-import urllib.request
-from email.message import Message
 from pathlib import Path
 
 import pytest
-from live_server import Server, ServerStartError, start_server, stop_server
-
-
-def get(url: str) -> tuple[int, Message, bytes]:
-    """Status, headers (case-insensitive) and body of a GET, error statuses included."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
+from live_server import Server, ServerStartError, get, start_server, stop_server
 
 
 def test_index_serves_the_client_page(server: Server) -> None:
@@ -65,4 +53,12 @@ def test_unknown_path_is_404(server: Server) -> None:
 
 def test_bad_setting_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(ServerStartError, match=r"LOG_LEVEL='loud' is not a level"):
-        stop_server(start_server(tmp_path, LOG_LEVEL="loud"))
+        stop_server(start_server(tmp_path, {"LOG_LEVEL": "loud"}))
+{%- if cookiecutter.broker == "memory" %}
+
+
+def test_more_than_one_worker_is_refused(tmp_path: Path) -> None:
+    # Rooms live in process memory: a second worker would split every room.
+    with pytest.raises(ServerStartError, match=r"WORKERS=2: rooms live in this process's memory"):
+        stop_server(start_server(tmp_path, {"WORKERS": "2"}))
+{%- endif %}

@@ -12,9 +12,16 @@ import falcon.asgi
 from falcon.media import BinaryBaseHandlerWS, TextBaseHandlerWS
 
 from . import pages
+{%- if cookiecutter.broker == "redis" %}
+from .broker import Broker, health
+{%- else %}
 from .broker import Broker, MemoryBroker, health
+{%- endif %}
 from .config import Settings
 from .errors import upgrade_required
+{%- if cookiecutter.broker == "redis" %}
+from .redis_asyncio import RedisBroker
+{%- endif %}
 from .rooms import Hub
 
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -164,8 +171,14 @@ def create_app(
     """Build the ASGI application with every route; settings default to the environment's."""
     settings = settings or Settings.from_env()
     hub = Hub(max_rooms=settings.max_rooms)
+{%- if cookiecutter.broker == "redis" %}
+    broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
+    # As middleware, the broker starts and stops with the ASGI lifespan.
+    app = falcon.asgi.App(middleware=[broker])
+{%- else %}
     broker = MemoryBroker(hub)
     app = falcon.asgi.App()
+{%- endif %}
     # Falcon 4 has no public "receive whatever frame comes next" call; raw
     # media handlers turn receive_media() into exactly that.
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.TEXT] = RawText()

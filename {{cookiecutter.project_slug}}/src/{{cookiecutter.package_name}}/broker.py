@@ -36,22 +36,30 @@ def health(hub: Hub, broker: Broker) -> dict[str, object]:
 
 
 def run(
-    hub: Hub,
-    effects: list[Effect],
-    publish: Callable[[Publish], list[Effect]],
-    recount: Callable[[Recount], int],
+    hub: Hub, effects: list[Effect], remote: Callable[[Publish | Recount], list[Effect]]
 ) -> None:
-    """Carry out ``effects`` depth first: what an effect causes runs before the next one."""
+    """Carry out ``effects`` depth first: what an effect causes runs before the next one.
+
+    Deliveries are local; ``remote`` carries out publishes and recounts.
+    """
     pending = effects[::-1]
     while pending:
         effect = pending.pop()
         if isinstance(effect, Deliver):
             caused = hub.deliver(effect.connection_id, effect.frame)
-        elif isinstance(effect, Publish):
-            caused = publish(effect)
         else:
-            caused = effect.then(recount(effect))
+            caused = remote(effect)
         pending.extend(reversed(caused))
+
+
+def locally(hub: Hub, effect: Publish | Recount) -> list[Effect]:
+    """Carry out a publish or recount within this process alone."""
+    if isinstance(effect, Publish):
+        return hub.fan_out(effect.room, effect.frame, effect.skip, effect.only)
+    return [
+        announcement.publish(effect.room, effect.local_members)
+        for announcement in effect.announcements
+    ]
 
 
 class MemoryBroker:
@@ -61,13 +69,7 @@ class MemoryBroker:
         self.hub = hub
 
     def submit(self, effects: list[Effect]) -> None:
-        run(self.hub, effects, self._publish, self._recount)
+        run(self.hub, effects, lambda effect: locally(self.hub, effect))
 
     def not_ready(self) -> str | None:
         return None
-
-    def _publish(self, publish: Publish) -> list[Effect]:
-        return self.hub.fan_out(publish.room, publish.frame, publish.skip)
-
-    def _recount(self, recount: Recount) -> int:
-        return recount.local_members

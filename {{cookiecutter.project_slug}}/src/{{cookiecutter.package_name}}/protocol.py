@@ -133,6 +133,15 @@ def presence(room: str, members: int, who: str, event: str) -> str:
     return encode({"type": "presence", "room": room, "members": members, "id": who, "event": event})
 
 
+def split_at_members(frame: str) -> tuple[str, str]:
+    """A ``joined`` or ``presence`` frame cut around its member count.
+
+    The broker that knows the count fills it in: ``head + str(members) + tail``.
+    """
+    head, tail = frame.split('"members":0', 1)
+    return head + '"members":', tail
+
+
 def message(room: str, sender: str, text: str, ts: int) -> str:
     """A room message; ``ts`` is the server's time in milliseconds since the epoch."""
     return encode({"type": "message", "room": room, "from": sender, "text": text, "ts": ts})

@@ -49,23 +49,40 @@ class Deliver:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Hand ``frame`` to every member of ``room``, in every process, but ``skip``."""
+    """Hand ``frame`` to the members of ``room`` in every process: all but ``skip``,
+    or just ``only``."""
 
     room: str
     frame: str
     skip: str | None = None
+    only: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A ``joined`` or ``presence`` frame whose member count the broker fills in."""
+
+    head: str
+    tail: str
+    skip: str | None = None
+    only: str | None = None
+
+    def publish(self, room: str, total: int) -> Publish:
+        return Publish(room, f"{self.head}{total}{self.tail}", self.skip, self.only)
 
 
 @dataclass(frozen=True, slots=True)
 class Recount:
-    """Record that this process has ``local_members`` in ``room``; then run ``then(total)``.
+    """Record that this process has ``local_members`` in ``room``, then publish the
+    announcements with the room's total over every process.
 
-    ``total`` is the room's member count over every process the broker spans.
+    A broker spanning processes does both in one atomic step, so that the order
+    in which announcements reach anyone is the order of the counts they carry.
     """
 
     room: str
     local_members: int
-    then: Callable[[int], list[Effect]]
+    announcements: tuple[Announcement, ...]
 
 
 Effect = Deliver | Publish | Recount
@@ -87,6 +104,9 @@ class Hub:
         self._outboxes: dict[str, Outbox] = {}
         self._rooms_of: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}
+        # (connection, room) pairs whose ``joined`` has not come back through the
+        # broker yet: frames published before the join are not theirs to see.
+        self._pending: set[tuple[str, str]] = set()
 
     def connect(self, outbox: Outbox) -> tuple[str, list[Effect]]:
         """Register a new connection; return its id and its ``welcome``."""
@@ -101,7 +121,7 @@ class Hub:
         """Forget a connection, however it ended, and tell its rooms. Safe to call twice."""
         self._outboxes.pop(connection_id, None)
         return [
-            self._recount(room, connection_id, "leave")
+            self._recount(room, self._presence(room, connection_id, "leave"))
             for room in sorted(self._rooms_of.pop(connection_id, ()))
             if self._remove_member(room, connection_id)
         ]
@@ -131,14 +151,27 @@ class Hub:
             return []
         return self._drop(connection_id, outbox)
 
-    def fan_out(self, room: str, frame: str, skip: str | None = None) -> list[Effect]:
-        """Offer ``frame`` to the local members of ``room`` but ``skip``; drop the full ones."""
-        full = [
-            member
-            for member in self._members.get(room, ())
-            if member != skip and not self._outboxes[member].offer(frame)
-        ]
+    def fan_out(
+        self, room: str, frame: str, skip: str | None = None, only: str | None = None
+    ) -> list[Effect]:
+        """Offer ``frame`` to the local members of ``room`` (all but ``skip``, or just
+        ``only``); drop the ones whose outbox is full."""
+        members = self._members.get(room, set())
+        if only is not None:
+            self._pending.discard((only, room))
+            targets = [only] if only in members else []
+        else:
+            targets = [m for m in members if m != skip and (m, room) not in self._pending]
+        full = [member for member in targets if not self._outboxes[member].offer(frame)]
         return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
+
+    def confirm_pending(self) -> list[Effect]:
+        """Announce again every join whose ``joined`` may have been lost (broker reconnected)."""
+        pending, self._pending = sorted(self._pending), set()
+        return [
+            Recount(room, self.members(room), (self._joined(room, connection_id),))
+            for connection_id, room in pending
+        ]
 
     def members(self, room: str) -> int:
         """How many connections of this process are in ``room``."""
@@ -162,21 +195,17 @@ class Hub:
 
     def _join(self, connection_id: str, room: str) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
+        joined = self._joined(room, connection_id)
         if room in rooms:
-            return [
-                Recount(
-                    room,
-                    self.members(room),
-                    lambda total: [self._joined(room, total, connection_id)],
-                )
-            ]
+            return [self._recount(room, joined)]
         if len(rooms) >= self.max_rooms:
             raise ProtocolError(
                 "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms", room
             )
         rooms.add(room)
         self._members.setdefault(room, set()).add(connection_id)
-        return [self._recount(room, connection_id, "join")]
+        self._pending.add((connection_id, room))
+        return [self._recount(room, joined, self._presence(room, connection_id, "join"))]
 
     def _leave(self, connection_id: str, room: str) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
@@ -186,7 +215,7 @@ class Hub:
         self._remove_member(room, connection_id)
         return [
             Deliver(connection_id, protocol.left(room)),
-            self._recount(room, connection_id, "leave"),
+            self._recount(room, self._presence(room, connection_id, "leave")),
         ]
 
     def _say(self, connection_id: str, say: Say) -> list[Effect]:
@@ -197,26 +226,23 @@ class Hub:
         ts = int(self._clock() * 1000)
         return [Publish(say.room, protocol.message(say.room, connection_id, say.text, ts))]
 
-    def _joined(self, room: str, total: int, connection_id: str) -> Deliver:
-        return Deliver(connection_id, protocol.joined(room, total))
+    def _joined(self, room: str, connection_id: str) -> Announcement:
+        head, tail = protocol.split_at_members(protocol.joined(room, 0))
+        return Announcement(head, tail, only=connection_id)
 
-    def _recount(self, room: str, who: str, event: str) -> Recount:
-        """Update the room's count, then tell the others (and a joiner its own count)."""
+    def _presence(self, room: str, who: str, event: str) -> Announcement:
+        head, tail = protocol.split_at_members(protocol.presence(room, 0, who, event))
+        return Announcement(head, tail, skip=who)
 
-        def announce(total: int) -> list[Effect]:
-            effects: list[Effect] = []
-            if event == "join":
-                effects.append(self._joined(room, total, who))
-            effects.append(Publish(room, protocol.presence(room, total, who, event), skip=who))
-            return effects
-
-        return Recount(room, self.members(room), announce)
+    def _recount(self, room: str, *announcements: Announcement) -> Recount:
+        return Recount(room, self.members(room), announcements)
 
     def _remove_member(self, room: str, connection_id: str) -> bool:
         members = self._members.get(room)
         if members is None or connection_id not in members:
             return False
         members.discard(connection_id)
+        self._pending.discard((connection_id, room))
         if not members:
             del self._members[room]
         return True

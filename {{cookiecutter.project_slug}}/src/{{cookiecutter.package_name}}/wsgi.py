@@ -16,9 +16,16 @@ import gevent.event
 import gevent.queue
 
 from . import pages
+{%- if cookiecutter.broker == "redis" %}
+from .broker import Broker, health
+{%- else %}
 from .broker import Broker, MemoryBroker, health
+{%- endif %}
 from .config import Settings
 from .errors import upgrade_required
+{%- if cookiecutter.broker == "redis" %}
+from .redis_gevent import RedisBroker
+{%- endif %}
 from .rooms import Hub
 
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -134,7 +141,12 @@ def create_app(settings: Settings | None = None) -> falcon.App[falcon.Request, f
     """Build the WSGI application with every route; settings default to the environment's."""
     settings = settings or Settings.from_env()
     hub = Hub(max_rooms=settings.max_rooms)
+{%- if cookiecutter.broker == "redis" %}
+    broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
+    broker.start()
+{%- else %}
     broker = MemoryBroker(hub)
+{%- endif %}
     app = falcon.App()
     app.add_route("/", IndexResource())
     app.add_route("/health", HealthResource(hub, broker))

@@ -1,0 +1,122 @@
+"""What every process's Redis broker agrees on: channel, keys, envelope, counting.
+
+Room frames travel on one pub/sub channel that every process subscribes to;
+each process hands a frame to its own members of the frame's room. Member
+counts live in one hash per room (field: process id, value: that process's
+members), and a process counts only while its heartbeat key is alive, so the
+members of a process that died stop counting once its key expires.
+
+Pub/sub delivers to whoever is subscribed at that moment: a frame published
+while a process is cut off from Redis never reaches that process's members.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+
+from redis.backoff import EqualJitterBackoff
+
+from .rooms import Publish, Recount
+
+HEARTBEAT_INTERVAL = 5.0
+"""Seconds between two refreshes of a process's heartbeat key."""
+HEARTBEAT_TTL = 15
+"""Seconds a process keeps counting after its last heartbeat."""
+RECONNECT_BACKOFF = EqualJitterBackoff(cap=5.0, base=0.1)
+"""Waits between attempts to resubscribe: 0.1 s doubling to 5 s, with jitter."""
+
+# KEYS[1]: the room's hash. ARGV: process id, its member count, heartbeat key
+# prefix, channel, envelope head (room and separator), then four values per
+# announcement: skip, only, frame head, frame tail.
+# In one atomic step: sets this process's count, drops the counts of processes
+# whose heartbeat expired, publishes each announcement with the room's total
+# filled in, and returns the total. Atomic, so announcements reach every
+# subscriber in the order of the counts they carry.
+RECOUNT_SCRIPT = """
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local total = 0
+local counts = redis.call('HGETALL', KEYS[1])
+for i = 1, #counts, 2 do
+  if redis.call('EXISTS', ARGV[3] .. counts[i]) == 1 then
+    total = total + tonumber(counts[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], counts[i])
+  end
+end
+local separator = string.char(0)
+for i = 6, #ARGV, 4 do
+  local envelope = ARGV[5] .. ARGV[i] .. separator .. ARGV[i + 1] .. separator
+  redis.call('PUBLISH', ARGV[4], envelope .. ARGV[i + 2] .. total .. ARGV[i + 3])
+end
+return total
+"""
+
+SEPARATOR = "\x00"  # appears in neither room names nor connection ids
+
+
+@dataclass(frozen=True)
+class Names:
+    """The Redis names one deployment uses, under ``prefix``."""
+
+    prefix: str
+    process_id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:frames"
+
+    @property
+    def heartbeat_prefix(self) -> str:
+        return f"{self.prefix}:process:"
+
+    @property
+    def heartbeat(self) -> str:
+        return self.heartbeat_prefix + self.process_id
+
+    def room(self, room: str) -> str:
+        return f"{self.prefix}:room:{room}"
+
+
+def encode_envelope(publish: Publish) -> str:
+    """One published message: room, who to skip, who only, and the frame as it is sent."""
+    return SEPARATOR.join((publish.room, publish.skip or "", publish.only or "", publish.frame))
+
+
+def decode_envelope(data: str) -> Publish:
+    """The :class:`Publish` that :func:`encode_envelope` (or the recount script) encoded."""
+    room, skip, only, frame = data.split(SEPARATOR, 3)
+    return Publish(room, frame, skip or None, only or None)
+
+
+def recount_arguments(names: Names, recount: Recount) -> list[str | int]:
+    """``ARGV`` for :data:`RECOUNT_SCRIPT`."""
+    arguments: list[str | int] = [
+        names.process_id,
+        recount.local_members,
+        names.heartbeat_prefix,
+        names.channel,
+        recount.room + SEPARATOR,
+    ]
+    for announcement in recount.announcements:
+        arguments += [
+            announcement.skip or "",
+            announcement.only or "",
+            announcement.head,
+            announcement.tail,
+        ]
+    return arguments
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs and ``/health``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

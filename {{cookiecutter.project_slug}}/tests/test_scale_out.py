@@ -1,0 +1,153 @@
+"""Scale-out through a real Redis: two server processes, clients on each, Redis restarts.
+
+Every server here has a process of its own and shares nothing with the others
+but the Redis they are given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Server, get, start_server, stop_server, wait_for_health
+from redis_server import RedisServer
+from websockets.sync.client import connect
+from ws_client import RoomsClient
+
+RECOVERY_TIMEOUT = 15.0
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, redis: RedisServer) -> Iterator[tuple[Server, Server]]:
+    """Two single-worker servers that share one Redis (and one key prefix)."""
+    env = {"REDIS_URL": redis.url, "REDIS_PREFIX": "pair", "WORKERS": "1"}
+    first = start_server(tmp_path, env)
+    try:
+        second = start_server(tmp_path, env)
+        try:
+            yield first, second
+        finally:
+            stop_server(second)
+    finally:
+        stop_server(first)
+
+
+def test_room_messages_and_presence_cross_processes(pair: tuple[Server, Server]) -> None:
+    one, two = pair
+    with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+        assert alice.join("hall")["members"] == 1
+        assert bob.join("hall")["members"] == 2
+        assert alice.expect("presence") == {
+            "type": "presence",
+            "room": "hall",
+            "members": 2,
+            "id": bob.id,
+            "event": "join",
+        }
+        alice.send(type="message", room="hall", text="from one")
+        bob.send(type="message", room="hall", text="from two")
+        for client in (alice, bob):
+            texts = {client.expect("message")["text"], client.expect("message")["text"]}
+            assert texts == {"from one", "from two"}
+
+
+def test_member_counts_agree_across_processes(pair: tuple[Server, Server]) -> None:
+    one, two = pair
+    with (
+        RoomsClient(one.ws_url) as alice,
+        RoomsClient(two.ws_url) as bob,
+        RoomsClient(two.ws_url) as carol,
+    ):
+        alice.join("count")
+        bob.join("count")
+        assert carol.join("count")["members"] == 3
+        assert alice.expect("presence")["members"] == 2
+        assert alice.expect("presence")["members"] == 3
+        assert bob.expect("presence")["members"] == 3
+        bob.close()  # leaves by disconnecting
+        for client in (alice, carol):
+            event = client.expect("presence")
+            assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 2)
+
+
+def test_delivery_resumes_after_a_redis_restart(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    one, two = pair
+    with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+        alice.join("phoenix")
+        bob.join("phoenix")
+        alice.expect("presence")
+
+        redis.kill()
+        for server in pair:
+            assert "Redis" in str(wait_for_health(server, 503, RECOVERY_TIMEOUT)["reason"])
+        redis.start()
+        started = time.monotonic()
+        for server in pair:
+            wait_for_health(server, 200, RECOVERY_TIMEOUT)
+        alice.send(type="message", room="phoenix", text="back again")
+        assert bob.expect("message")["text"] == "back again"
+        assert time.monotonic() - started < RECOVERY_TIMEOUT
+        # The restarted Redis came back empty; both processes registered their members again.
+        with RoomsClient(two.ws_url) as carol:
+            assert carol.join("phoenix")["members"] == 3
+
+
+def test_without_redis_health_is_503_and_local_clients_are_still_served(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    one, _ = pair
+    with RoomsClient(one.ws_url) as alice, RoomsClient(one.ws_url) as carol:
+        alice.join("local")
+        carol.join("local")
+        alice.expect("presence")
+        redis.kill()
+        health = wait_for_health(one, 503, RECOVERY_TIMEOUT)
+        assert health["status"] == "unavailable"
+        assert "unreachable" in str(health["reason"])
+
+        with connect(f"{one.ws_url}/ws/echo", open_timeout=5) as echo:
+            echo.send("still echoing")
+            assert echo.recv(timeout=5) == "still echoing"
+        alice.send(type="message", room="local", text="same process")
+        assert carol.expect("message")["text"] == "same process"
+        alice.send(type="ping")
+        assert alice.expect("message")["text"] == "same process"
+        assert alice.expect("pong") == {"type": "pong"}
+        assert get(f"{one.http_url}/")[0] == 200
+
+
+def test_several_workers_share_their_rooms(tmp_path: Path, redis: RedisServer) -> None:
+    server = start_server(tmp_path, {"REDIS_URL": redis.url, "WORKERS": "2"})
+    try:
+        clients = [RoomsClient(server.ws_url) for _ in range(6)]
+        try:
+            for client in clients:
+                client.join("many")
+            for client in clients:
+                client.send(type="message", room="many", text=client.id)
+            for client in clients:
+                texts: set[str] = set()
+                while len(texts) < len(clients):
+                    event = client.receive()
+                    if event["type"] == "message":
+                        texts.add(event["text"])
+                assert texts == {c.id for c in clients}
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        stop_server(server)
