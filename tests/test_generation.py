@@ -29,6 +29,7 @@ RUNTIME_DEPENDENCIES = {
     "wsgi-gevent": {"falcon", "gevent", "gevent-websocket", "gunicorn"},
 }
 REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+TINY_BENCH = "--clients 20 --rounds 3 --warmup 1"
 UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter")
 
 # Answers unlike the defaults, so that no name is hard-coded by accident.
@@ -112,7 +113,8 @@ def is_tidy(text: str) -> bool:
 
 @pytest.mark.parametrize("answers", CHECKED, ids=combination_id)
 def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str, str]) -> None:
-    """``make lint test`` in the baked project: ruff, ruff format, mypy, its real-server tests."""
+    """``make lint test bench`` in the baked project: ruff, ruff format, mypy, its
+    real-server tests, and its benchmark end to end on a tiny workload."""
     version = answers["python_version"]
     python = find_python(version)
     if python is None:
@@ -124,7 +126,7 @@ def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str
     # The baked Makefile uses uv when it is on PATH: the one installed beside this pytest.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
-        ["make", "lint", "test", f"PYTHON={python}"],
+        ["make", "lint", "test", "bench", f"PYTHON={python}", f"BENCH_ARGS={TINY_BENCH}"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -134,6 +136,7 @@ def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert re.search(r"\d+ passed", done.stdout), done.stdout
+    assert "| project / reference |" in done.stdout, done.stdout
 
 
 def read(path: Path) -> str:

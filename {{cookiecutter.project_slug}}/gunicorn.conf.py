@@ -20,6 +20,9 @@ wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
 # --preload.
 worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
 workers = settings.workers
+# Concurrent connections per worker; gunicorn's default of 1,000 is low for
+# websockets, and a connection past it hangs in its handshake.
+worker_connections = 10_000
 _host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 literal
 bind = f"{_host}:{settings.port}"
 loglevel = settings.log_level

@@ -14,6 +14,7 @@ import falcon
 import gevent
 import gevent.event
 import gevent.queue
+from geventwebsocket.exceptions import WebSocketError
 
 from . import pages
 {%- if cookiecutter.broker == "redis" %}
@@ -120,8 +121,10 @@ class RoomsResource:
             close(ws, outbox.close_code, outbox.close_reason)
 
     def _send_frames(self, ws: Any, outbox: Outbox) -> None:
-        for frame in outbox.frames:
-            ws.send(frame)
+        # A peer that vanished with frames still queued ends the sending quietly.
+        with contextlib.suppress(WebSocketError):
+            for frame in outbox.frames:
+                ws.send(frame)
 
     def _receive_frames(self, ws: Any, connection_id: str, outbox: Outbox) -> None:
         while (frame := ws.receive()) is not None:
