@@ -12,12 +12,13 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 
 SERVERS: list[str] = COOKIECUTTER_JSON["server"]
+BROKERS: list[str] = COOKIECUTTER_JSON["broker"]
 PYTHON_VERSIONS: list[str] = COOKIECUTTER_JSON["python_version"]
 
 # Every combination of the options that change the project's structure.
 COMBINATIONS = [
-    {"server": server, "python_version": version}
-    for server, version in itertools.product(SERVERS, PYTHON_VERSIONS)
+    {"server": server, "broker": broker, "python_version": version}
+    for server, broker, version in itertools.product(SERVERS, BROKERS, PYTHON_VERSIONS)
 ]
 
 

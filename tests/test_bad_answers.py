@@ -52,11 +52,14 @@ def test_bad_answer_is_refused(tmp_path: Path, answer: str, message: str) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-def test_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
-    done = render(tmp_path, "server=flask")
+@pytest.mark.parametrize(
+    ("answer", "choice"), [("server=flask", "asgi-uvicorn"), ("broker=kafka", "redis")]
+)
+def test_choice_outside_the_list_is_refused(tmp_path: Path, answer: str, choice: str) -> None:
+    done = render(tmp_path, answer)
     assert done.returncode == 1
-    assert "server" in done.stderr
-    assert "asgi-uvicorn" in done.stderr
+    assert answer.split("=")[0] in done.stderr
+    assert choice in done.stderr
     assert list(tmp_path.iterdir()) == []
 
 

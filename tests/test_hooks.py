@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from template import COOKIECUTTER_JSON, PYTHON_VERSIONS, SERVERS, load_hook
+from template import (
+    BROKERS,
+    COOKIECUTTER_JSON,
+    PYTHON_VERSIONS,
+    SERVERS,
+    TEMPLATE_DIR,
+    load_hook,
+)
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
@@ -18,6 +25,7 @@ VALID = {
     "version": "0.1.0",
     "python_version": "3.12",
     "server": "asgi-uvicorn",
+    "broker": "memory",
     "port": "8000",
 }
 
@@ -28,6 +36,7 @@ def test_valid_answers_pass() -> None:
 
 def test_hook_choices_match_cookiecutter_json() -> None:
     assert set(pre_gen.SERVERS) == set(SERVERS)
+    assert set(pre_gen.BROKERS) == set(BROKERS)
     assert set(pre_gen.PYTHON_VERSIONS) == set(PYTHON_VERSIONS)
 
 
@@ -83,6 +92,7 @@ def test_edge_values_pass(key: str, value: str) -> None:
         ("version", "1.0-final", "is not a PEP 440 version"),
         ("python_version", "3.9", "python_version '3.9' is not one of the choices"),
         ("server", "asgi", "server 'asgi' is not one of the choices"),
+        ("broker", "kafka", "broker 'kafka' is not one of the choices"),
     ],
 )
 def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
@@ -91,7 +101,8 @@ def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
 
 
 def make_tree(root: Path, package: str) -> None:
-    for relative in [*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, "src/{package}/config.py"]:
+    every = {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}
+    for relative in [*every, "src/{package}/config.py"]:
         path = root / relative.format(package=package)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -101,20 +112,22 @@ def files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
-def test_prune_asgi_keeps_asgi_files(tmp_path: Path) -> None:
+def pruned(tmp_path: Path, server: str, broker: str) -> set[str]:
     make_tree(tmp_path, "chat")
-    post_gen.prune(tmp_path, {"server": "asgi-uvicorn", "package_name": "chat"})
-    assert files(tmp_path) == {
+    post_gen.prune(tmp_path, {"server": server, "broker": broker, "package_name": "chat"})
+    return files(tmp_path)
+
+
+def test_prune_asgi_memory(tmp_path: Path) -> None:
+    assert pruned(tmp_path, "asgi-uvicorn", "memory") == {
         "src/chat/asgi.py",
         "src/chat/__main__.py",
         "src/chat/config.py",
     }
 
 
-def test_prune_wsgi_keeps_wsgi_files(tmp_path: Path) -> None:
-    make_tree(tmp_path, "chat")
-    post_gen.prune(tmp_path, {"server": "wsgi-gevent", "package_name": "chat"})
-    assert files(tmp_path) == {
+def test_prune_wsgi_memory(tmp_path: Path) -> None:
+    assert pruned(tmp_path, "wsgi-gevent", "memory") == {
         "src/chat/wsgi.py",
         "src/chat/worker.py",
         "gunicorn.conf.py",
@@ -122,7 +135,40 @@ def test_prune_wsgi_keeps_wsgi_files(tmp_path: Path) -> None:
     }
 
 
+def test_prune_asgi_redis(tmp_path: Path) -> None:
+    assert pruned(tmp_path, "asgi-uvicorn", "redis") == {
+        "src/chat/asgi.py",
+        "src/chat/__main__.py",
+        "src/chat/redis_asyncio.py",
+        "src/chat/pubsub.py",
+        "tests/redis_server.py",
+        "tests/test_scale_out.py",
+        "src/chat/config.py",
+    }
+
+
+def test_prune_wsgi_redis(tmp_path: Path) -> None:
+    assert pruned(tmp_path, "wsgi-gevent", "redis") == {
+        "src/chat/wsgi.py",
+        "src/chat/worker.py",
+        "src/chat/redis_gevent.py",
+        "gunicorn.conf.py",
+        "src/chat/pubsub.py",
+        "tests/redis_server.py",
+        "tests/test_scale_out.py",
+        "src/chat/config.py",
+    }
+
+
+def test_every_pruned_path_exists_in_the_template() -> None:
+    template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+    for relative in {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}:
+        assert (template / relative.format(package="{{cookiecutter.package_name}}")).exists()
+
+
 def test_prune_fails_loudly_on_a_missing_file(tmp_path: Path) -> None:
     # A renamed template file must not be silently left unpruned.
     with pytest.raises(FileNotFoundError):
-        post_gen.prune(tmp_path, {"server": "wsgi-gevent", "package_name": "chat"})
+        post_gen.prune(
+            tmp_path, {"server": "wsgi-gevent", "broker": "memory", "package_name": "chat"}
+        )

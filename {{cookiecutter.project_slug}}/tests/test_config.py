@@ -61,10 +61,9 @@ def test_bad_values_are_refused(environ: dict[str, str], message: str) -> None:
 
 
 def test_redis_settings() -> None:
-    settings = Settings.from_env(
-        {"REDIS_URL": "rediss://:secret@redis.example:6380/2", "REDIS_PREFIX": "chat", "WORKERS": "3"}
-    )
-    assert settings.redis_url == "rediss://:secret@redis.example:6380/2"
+    url = "rediss://:secret@redis.example:6380/2"
+    settings = Settings.from_env({"REDIS_URL": url, "REDIS_PREFIX": "chat", "WORKERS": "3"})
+    assert settings.redis_url == url
     assert (settings.redis_prefix, settings.workers) == ("chat", 3)
     assert Settings.from_env({}).workers == (os.cpu_count() or 1)
 {%- endif %}

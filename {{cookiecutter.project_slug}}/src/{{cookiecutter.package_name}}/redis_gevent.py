@@ -104,7 +104,8 @@ class RedisBroker:
         failures = 0
         while True:
             try:
-                with self._redis.pubsub() as pubsub:
+                # redis-py's sync client leaves pubsub() unannotated.
+                with self._redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
                     pubsub.subscribe(self.names.channel)
                     self._register()
                     self._subscribed, failures = True, 0
