@@ -12,13 +12,19 @@ while a process is cut off from Redis never reaches that process's members.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any
 
-from redis.backoff import EqualJitterBackoff
+from redis import exceptions
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.retry import Retry
 
-from .rooms import Publish, Recount
+from .rooms import Effect, Hub, Publish, Recount
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 5.0
 """Seconds between two refreshes of a process's heartbeat key."""
@@ -120,3 +126,56 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def client_options() -> dict[str, Any]:
+    """Keyword arguments for ``Redis.from_url`` (sync or asyncio alike)."""
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": 2,
+        "health_check_interval": 10,
+        # One retry on a dropped connection: the first command after a Redis
+        # restart fails on the pooled connection that restart killed.
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [exceptions.ConnectionError, exceptions.TimeoutError],
+    }
+
+
+class Subscriber:
+    """The state both Redis brokers keep about their subscription; they add the I/O.
+
+    Until subscribed, a broker serves this process's members on its own and
+    :meth:`not_ready` says why.
+    """
+
+    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+        self.hub = hub
+        self.names = Names(prefix)
+        self.where = redacted(url)
+        self.subscribed = False
+        self.problem = f"connecting to Redis at {self.where}"
+
+    def not_ready(self) -> str | None:
+        return None if self.subscribed else self.problem
+
+    def on_subscribed(self) -> list[Effect]:
+        """Now subscribed (and registered): joins whose ``joined`` may be lost, again."""
+        self.subscribed = True
+        log.info("subscribed to Redis at %s", self.where)
+        return self.hub.confirm_pending()
+
+    def on_lost(self, error: Exception, failures: int) -> float:
+        """The subscription failed for the ``failures``-th time in a row: seconds to wait."""
+        if self.subscribed or failures == 0:
+            log.error("Redis at %s unreachable (%s): retrying", self.where, error)
+        self.subscribed = False
+        self.problem = f"Redis at {self.where} unreachable: {error}"
+        return RECONNECT_BACKOFF.compute(failures)
+
+    def on_message(self, envelope: str) -> list[Effect]:
+        """A frame from the channel, handed to this process's members."""
+        publish = decode_envelope(envelope)
+        return self.hub.fan_out(publish.room, publish.frame, publish.skip, publish.only)
+
+    def on_failed(self, error: Exception) -> None:
+        log.warning("Redis failed (%s): serving this process's members only", error)

@@ -3,8 +3,7 @@
 Started and stopped with the app (falcon calls :meth:`RedisBroker.process_startup`
 and :meth:`RedisBroker.process_shutdown` from the ASGI lifespan). Effects run
 in one task, in the order they were submitted; a listener task keeps the
-subscription alive across Redis restarts, and until it is subscribed the
-broker reports not-ready and serves this process's members on its own.
+subscription alive across Redis restarts.
 """
 
 from __future__ import annotations
@@ -16,22 +15,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as redis
-from redis import exceptions
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from .broker import locally
 from .pubsub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TTL,
-    RECONNECT_BACKOFF,
     RECOUNT_SCRIPT,
-    Names,
-    decode_envelope,
+    Subscriber,
+    client_options,
     encode_envelope,
     recount_arguments,
-    redacted,
 )
 from .rooms import Deliver, Effect, Hub, Publish, Recount
 
@@ -40,35 +34,19 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 2.0
 
 
-class RedisBroker:
+class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub (see ``pubsub.py``)."""
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
-        self.hub = hub
-        self.names = Names(prefix)
-        self._where = redacted(url)
-        # One retry on a dropped connection: the first command after a Redis
-        # restart fails on the pooled connection that restart killed.
-        self._redis = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=2,
-            health_check_interval=10,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[exceptions.ConnectionError, exceptions.TimeoutError],
-        )
+        super().__init__(hub, url, prefix)
+        self._redis = redis.Redis.from_url(url, **client_options())
         self._recount_script = self._redis.register_script(RECOUNT_SCRIPT)
         self._jobs: asyncio.Queue[list[Effect]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = False
-        self._problem = f"connecting to Redis at {self._where}"
 
     def submit(self, effects: list[Effect]) -> None:
         if effects:
             self._jobs.put_nowait(effects)
-
-    def not_ready(self) -> str | None:
-        return None if self._subscribed else self._problem
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         self._tasks = [
@@ -116,7 +94,7 @@ class RedisBroker:
 
     async def _remote(self, effect: Publish | Recount) -> list[Effect]:
         """Publish, or recount and announce, through Redis; locally while it is unreachable."""
-        if self._subscribed:
+        if self.subscribed:
             try:
                 if isinstance(effect, Publish):
                     await self._redis.publish(self.names.channel, encode_envelope(effect))
@@ -127,7 +105,7 @@ class RedisBroker:
                     )
                 return []  # this process's members get it back through the subscription
             except RedisError as error:
-                log.warning("Redis failed (%s): serving this process's members only", error)
+                self.on_failed(error)
         return locally(self.hub, effect)
 
     async def _listen(self) -> None:
@@ -137,26 +115,17 @@ class RedisBroker:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.names.channel)
                     await self._register()
-                    self._subscribed, failures = True, 0
-                    self.submit(self.hub.confirm_pending())
-                    log.info("subscribed to Redis at %s", self._where)
+                    failures = 0
+                    self.submit(self.on_subscribed())
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=1.0
                         )
                         if message is not None:
-                            self._receive(message["data"])
+                            self.submit(self.on_message(message["data"]))
             except (RedisError, OSError) as error:
-                if self._subscribed or failures == 0:
-                    log.error("Redis at %s unreachable (%s): retrying", self._where, error)
-                self._subscribed = False
-                self._problem = f"Redis at {self._where} unreachable: {error}"
-                await asyncio.sleep(RECONNECT_BACKOFF.compute(failures))
+                await asyncio.sleep(self.on_lost(error, failures))
                 failures += 1
-
-    def _receive(self, envelope: str) -> None:
-        publish = decode_envelope(envelope)
-        self.submit(self.hub.fan_out(publish.room, publish.frame, publish.skip, publish.only))
 
     async def _register(self) -> None:
         """Announce this process and its members again: Redis may have restarted empty."""
