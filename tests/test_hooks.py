@@ -143,6 +143,7 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
         "src/chat/pubsub.py",
         "tests/redis_server.py",
         "tests/test_scale_out.py",
+        "bench/redis_pubsub.py",
         "src/chat/config.py",
     }
 
@@ -156,6 +157,7 @@ def test_prune_wsgi_redis(tmp_path: Path) -> None:
         "src/chat/pubsub.py",
         "tests/redis_server.py",
         "tests/test_scale_out.py",
+        "bench/redis_pubsub.py",
         "src/chat/config.py",
     }
 

@@ -10,18 +10,20 @@ project servers that share it (one ``REDIS_PREFIX``), all on free ports of 127.0
 ``tests/live_server.py``), then measures, one after the other:
 
 - two servers: ``--senders`` clients of server 1 join one room and send ``--messages`` messages
-  in all, as fast as the server lets them; a receiver on server 2, in the same room, counts them.
-  Every message crosses the Redis channel from one server process to the other.
+  in all, as fast as the server lets them: like well-behaved clients, each keeps at most
+  ``--window`` messages sent but not yet echoed back to it. A receiver on server 2, in the same
+  room, counts them: every message crosses the Redis channel from one server process to the other.
 - one server: the same, with the receiver on server 1. With the Redis broker a process's own
   members get room messages back through the subscription too, so this path crosses Redis as
   well; what it leaves out is the second server.
-- reference: the same number of messages, of the size the project publishes, through raw
-  redis-py (asyncio) ``PUBLISH`` from this process and ``SUBSCRIBE`` in another one: what the
+- reference: the same messages, of the size the project publishes on the channel, through raw
+  redis-py (asyncio): ``PUBLISH`` from this process (``--senders`` connections, each with at most
+  ``--window`` commands pipelined and not yet answered), ``SUBSCRIBE`` in another one: what the
   channel carries with nothing else around it.
+- one at a time: two servers, then the raw reference, again, with one sender and one message in
+  flight (at most 2,000 messages): what each path adds to a message's latency when nothing queues.
 
-Senders behave like well-behaved clients: each keeps at most ``--window`` messages in flight
-(project: sent but not yet echoed back to it; reference: ``PUBLISH`` commands pipelined and not
-yet answered). The receiver always runs in a process of its own (this script, started again).
+The receiver always runs in a process of its own (this script, started again).
 Each message's text carries its sender, its number and its send time (``CLOCK_MONOTONIC``, the
 same clock in every process of the machine), so the receiver measures every message's latency.
 Messages/s is the count delivered over the time from the first send to the last arrival.
@@ -68,6 +70,9 @@ from websockets.exceptions import ConnectionClosed
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREFIX = "bench-pubsub"  # the REDIS_PREFIX both servers share
+ACROSS, WITHIN = "across", "within"  # the rooms: receiver on the other server, on the same one
+QUIET = "quiet"  # the room of the one-message-at-a-time measurement
+QUIET_MESSAGES = 2000  # at most, one at a time
 READY = "receiver ready"
 SETUP_TIMEOUT = 30.0
 IDLE_TIMEOUT = 10.0  # the receiver gives up once nothing has arrived for this long
@@ -96,12 +101,21 @@ def project_payload_length(text_bytes: int) -> int:
     The envelope is the room, who to skip and who only (both empty), then the frame as
     clients get it (see ``pubsub.py`` and ``protocol.py``).
     """
-    frame = {"type": "message", "room": "cross", "from": "x" * 8, "text": "x" * text_bytes}
+    frame = {"type": "message", "room": ACROSS, "from": "x" * 8, "text": "x" * text_bytes}
     encoded = json.dumps({**frame, "ts": 1_700_000_000_000}, separators=(",", ":"))
-    return len("cross\x00\x00\x00" + encoded)
+    return len(f"{ACROSS}\x00\x00\x00{encoded}")
 
 
 # --- the receiver, in a process of its own ---
+
+
+@dataclass(frozen=True)
+class Load:
+    """``messages`` from ``senders``, each with at most ``window`` of them in flight."""
+
+    messages: int
+    senders: int
+    window: int
 
 
 @dataclass
@@ -116,7 +130,6 @@ class Tally:
     duplicates: int = 0
     out_of_order: int = 0
     latencies: list[int] = field(default_factory=list)  # µs
-    first_us: int = 0
     last_us: int = 0
     last_progress: float = field(default_factory=time.monotonic)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -142,8 +155,6 @@ class Tally:
             self.out_of_order += 1
         self.last[sender] = number
         self.latencies.append(arrived - int(text[at + 10 : at + STAMP_LENGTH]))
-        if not self.received:
-            self.first_us = arrived
         self.received += 1
         self.last_us = arrived
         self.last_progress = time.monotonic()
@@ -235,7 +246,6 @@ async def serve_receiver(options: argparse.Namespace) -> None:
         "duplicates": tally.duplicates,
         "out_of_order": tally.out_of_order,
         "latencies_us": tally.latencies,
-        "first_us": tally.first_us,
         "last_us": tally.last_us,
         "cpu_seconds": cpu - tally.ready_cpu,
         "problem": tally.problem,
@@ -249,11 +259,13 @@ async def serve_receiver(options: argparse.Namespace) -> None:
 class Sender:
     """One client of a project server that sends its share of the messages into a room."""
 
-    def __init__(self, index: int, ws: ClientConnection, room: str, count: int, window: int):
+    def __init__(
+        self, index: int, ws: ClientConnection, room: str, numbers: range, window: int
+    ) -> None:
         self.index = index
         self.ws = ws
         self.room = room
-        self.count = count
+        self.numbers = numbers  # of the messages it sends
         self.window = asyncio.Semaphore(window)
         self.joined = asyncio.Event()
         self.echoed = 0
@@ -273,7 +285,7 @@ class Sender:
                     if int(frame[at : at + 3]) == self.index:
                         self.echoed += 1
                         self.window.release()
-                        if self.echoed == self.count:
+                        if self.echoed == len(self.numbers):
                             self.all_echoed.set()
                 elif frame.startswith('{"type":"joined"'):
                     self.joined.set()
@@ -288,12 +300,12 @@ class Sender:
         self.problem = self.problem or f"sender {self.index}: {problem}"
         self.failed.set()
 
-    async def send_all(self, numbers: range, text_bytes: int) -> None:
-        head = f'{{"type":"message","room":"{self.room}","text":"'
-        for number in numbers:
+    async def send_all(self, text_bytes: int) -> None:
+        head = '{"type":"message","room":"' + self.room + '","text":"'
+        for number in self.numbers:
             await self.window.acquire()
-            await self.ws.send(f'{head}{stamped(self.index, number, text_bytes)}"}}')
-        if not numbers:
+            await self.ws.send(head + stamped(self.index, number, text_bytes) + '"}')
+        if not self.numbers:
             self.all_echoed.set()
 
     async def close(self) -> None:
@@ -328,27 +340,23 @@ async def within(
 
 
 async def send_through_project(
-    ws_url: str, room: str, options: argparse.Namespace, deadline: float
+    ws_url: str, room: str, load: Load, text_bytes: int, deadline: float
 ) -> int:
     """Connect and join the senders, then send every message; return the first send's time."""
     senders: list[Sender] = []
     try:
-        for index in range(options.senders):
-            ws = await connect(f"{ws_url}/ws", **connect_options(deflate=False))
-            count = len(range(index, options.messages, options.senders))
-            senders.append(Sender(index, ws, room, count, options.window))
+        for index in range(load.senders):
+            try:
+                ws = await connect(f"{ws_url}/ws", **connect_options(deflate=False))
+            except Exception as error:
+                raise BenchError(f"sender {index} could not connect: {error}") from None
+            numbers = range(index, load.messages, load.senders)
+            senders.append(Sender(index, ws, room, numbers, load.window))
             await ws.send(json.dumps({"type": "join", "room": room}))
         joined = asyncio.gather(*(sender.joined.wait() for sender in senders))
         await within(joined, SETUP_TIMEOUT, "the senders to join", senders)
         started = now_us()
-        sending = asyncio.gather(
-            *(
-                sender.send_all(
-                    range(sender.index, options.messages, options.senders), options.text_bytes
-                )
-                for sender in senders
-            )
-        )
+        sending = asyncio.gather(*(sender.send_all(text_bytes) for sender in senders))
         await within(sending, deadline - time.monotonic(), "the messages to go out", senders)
         echoes = asyncio.gather(*(sender.all_echoed.wait() for sender in senders))
         await within(echoes, deadline - time.monotonic(), "the senders' echoes", senders)
@@ -358,31 +366,28 @@ async def send_through_project(
 
 
 async def publish_to_redis(
-    url: str, channel: str, pipelined: bool, options: argparse.Namespace, deadline: float
+    url: str, channel: str, load: Load, text_bytes: int, deadline: float
 ) -> int:
     """Publish every message with raw redis-py; return the first send's time.
 
-    Pipelined: ``--senders`` connections, each with at most ``--window`` commands in flight.
-    Otherwise one connection and one command at a time, as one server process publishes.
+    One connection per sender, each with at most ``load.window`` commands not yet answered
+    (pipelined when that is more than one).
     """
-    length = project_payload_length(options.text_bytes)
-    publishers = options.senders if pipelined else 1
-    clients = [redis.Redis.from_url(url, decode_responses=True) for _ in range(publishers)]
+    length = project_payload_length(text_bytes)
+    clients = [redis.Redis.from_url(url, decode_responses=True) for _ in range(load.senders)]
 
     async def publish(index: int) -> None:
         client = clients[index]
-        numbers = range(index, options.messages, publishers)
-        if not pipelined:
-            for number in numbers:
-                sender = number % options.senders
-                if not await client.publish(channel, stamped(sender, number, length)):
-                    raise BenchError("a reference PUBLISH reached no subscriber")
-            return
-        for start in range(0, len(numbers), options.window):
-            async with client.pipeline(transaction=False) as pipe:
-                for number in numbers[start : start + options.window]:
-                    pipe.publish(channel, stamped(index, number, length))
-                receivers = await pipe.execute()
+        numbers = range(index, load.messages, load.senders)
+        for start in range(0, len(numbers), load.window):
+            if load.window == 1:
+                number = numbers[start]
+                receivers = [await client.publish(channel, stamped(index, number, length))]
+            else:
+                async with client.pipeline(transaction=False) as pipe:
+                    for number in numbers[start : start + load.window]:
+                        pipe.publish(channel, stamped(index, number, length))
+                    receivers = await pipe.execute()
             if 0 in receivers:
                 raise BenchError("a reference PUBLISH reached no subscriber")
 
@@ -390,7 +395,7 @@ async def publish_to_redis(
         for client in clients:
             await client.ping()  # connected before the clock starts
         started = now_us()
-        sending = asyncio.gather(*(publish(index) for index in range(publishers)))
+        sending = asyncio.gather(*(publish(index) for index in range(load.senders)))
         await within(sending, deadline - time.monotonic(), "the reference messages to go out")
         return started
     finally:
@@ -446,7 +451,8 @@ def redis_server(directory: Path) -> Iterator[tuple[str, int]]:
             server.start()
         except RuntimeError as error:
             raise BenchError(str(error)) from None
-        assert server.process is not None  # noqa: S101 - start() set it
+        if server.process is None:
+            raise BenchError("redis-server did not start")
         yield server.url, server.process.pid
     finally:
         server.kill()
@@ -497,15 +503,13 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiver_process(
-    plan: Plan, options: argparse.Namespace, log_dir: Path, timeout: float
-) -> Iterator[Receiver]:
+def receiver_process(plan: Plan, log_dir: Path, timeout: float) -> Iterator[Receiver]:
     """This script, started again as the receiver of the plan's room or channel."""
     name = f"receiver-{plan.kind}-{plan.target.replace(':', '-')}"
     log_path, result_path = log_dir / f"{name}.log", log_dir / f"{name}.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--receive", plan.kind]
     command += ["--url", plan.url, "--target", plan.target, "--result", str(result_path)]
-    command += ["--messages", str(options.messages), "--senders", str(options.senders)]
+    command += ["--messages", str(plan.load.messages), "--senders", str(plan.load.senders)]
     command += ["--timeout", f"{max(timeout, 1.0):.1f}"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
@@ -581,16 +585,15 @@ class Plan:
     kind: str  # the receiver's: "project" or "redis"
     url: str  # the receiver's server
     target: str  # the receiver's room or channel
+    load: Load
     send: Callable[[float], Awaitable[int]]  # (deadline) -> the first send's time in µs
 
 
-async def measure(
-    plan: Plan, processes: Processes, options: argparse.Namespace, log_dir: Path, deadline: float
-) -> Measurement:
+async def measure(plan: Plan, processes: Processes, log_dir: Path, deadline: float) -> Measurement:
     """Start the plan's receiver, send, and gather the figures."""
-    measurement = Measurement(plan.label, options.messages)
+    measurement = Measurement(plan.label, plan.load.messages)
     timeout = deadline - time.monotonic()
-    with receiver_process(plan, options, log_dir, timeout) as receiver:
+    with receiver_process(plan, log_dir, timeout) as receiver:
         await wait_until_ready(receiver)
         before = processes.cpu_seconds()
         cpu_before = time.process_time()
@@ -626,7 +629,7 @@ async def measure_all(
     """Run the plans one after the other within the overall ``--timeout``."""
 
     async def run() -> list[Measurement]:
-        return [await measure(plan, processes, options, log_dir, deadline) for plan in plans]
+        return [await measure(plan, processes, log_dir, deadline) for plan in plans]
 
     task = asyncio.ensure_future(run())
     await asyncio.wait({task}, timeout=max(deadline - time.monotonic(), 0.001))
@@ -641,28 +644,31 @@ async def measure_all(
 def plans(
     servers: Sequence[RunningServer], redis_url: str, options: argparse.Namespace
 ) -> list[Plan]:
-    """The measurements, in the order they run: the project's two paths, then the references."""
+    """The measurements, in the order they run (the order of the table's rows)."""
     one, two = servers
+    busy = Load(options.messages, options.senders, options.window)
+    quiet = Load(min(options.messages, QUIET_MESSAGES), 1, 1)
 
-    def project(label: str, receiver: RunningServer, room: str) -> Plan:
+    def project(label: str, receiver: RunningServer, room: str, load: Load) -> Plan:
         def send(deadline: float) -> Awaitable[int]:
-            return send_through_project(one.ws_url, room, options, deadline)
+            return send_through_project(one.ws_url, room, load, options.text_bytes, deadline)
 
-        return Plan(label, "project", receiver.ws_url, room, send)
+        return Plan(label, "project", receiver.ws_url, room, load, send)
 
-    def reference(label: str, pipelined: bool) -> Plan:
-        channel = f"{PREFIX}:reference-{'pipelined' if pipelined else 'serial'}"
+    def reference(label: str, load: Load) -> Plan:
+        channel = f"{PREFIX}:reference-{load.senders}x{load.window}"
 
         def send(deadline: float) -> Awaitable[int]:
-            return publish_to_redis(redis_url, channel, pipelined, options, deadline)
+            return publish_to_redis(redis_url, channel, load, options.text_bytes, deadline)
 
-        return Plan(label, "redis", redis_url, channel, send)
+        return Plan(label, "redis", redis_url, channel, load, send)
 
     return [
-        project("project, two servers: 1 → Redis → 2", two, "across"),
-        project("project, one server: 1 → Redis → 1", one, "within"),
-        reference("reference: redis-py, pipelined PUBLISH", pipelined=True),
-        reference("reference: redis-py, one PUBLISH at a time", pipelined=False),
+        project("project, two servers: 1 → Redis → 2", two, ACROSS, busy),
+        project("project, one server: 1 → Redis → 1", one, WITHIN, busy),
+        reference("reference: redis-py, pipelined PUBLISH", busy),
+        project("one at a time: project, two servers", two, QUIET, quiet),
+        reference("one at a time: reference, redis-py", quiet),
     ]
 
 
@@ -671,6 +677,10 @@ def plans(
 
 def cell(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
 
 
 def figures(measurement: Measurement) -> list[float | None]:
@@ -695,10 +705,13 @@ def table(measurements: Sequence[Measurement]) -> str:
         delivered = f"{measurement.received:,} of {measurement.expected:,}"
         cells = [cell(numbers[0], 0), *(cell(value) for value in numbers[1:])]
         rows.append([measurement.label, delivered, *cells])
-    across = measurements[0]
-    for reference, name in zip(measurements[2:], ("pipelined", "one at a time"), strict=True):
-        ratios = [ratio(a, b) for a, b in zip(figures(across), figures(reference), strict=True)]
-        rows.append([f"two servers / reference ({name})", "", *ratios])
+    busy, capacity, quiet, hop = (figures(measurements[index]) for index in (0, 2, 3, 4))
+    # Latencies under load are mostly queueing, at different rates: not compared.
+    rows.append(
+        ["two servers / pipelined reference", "", ratio(busy[0], capacity[0]), "-", "-", "-"]
+    )
+    ratios = [ratio(a, b) for a, b in zip(quiet, hop, strict=True)]
+    rows.append(["one at a time: project / reference", "", *ratios])
     return markdown(rows)
 
 
@@ -706,9 +719,7 @@ def cpu_table(measurements: Sequence[Measurement]) -> str:
     labels = list(measurements[0].cpu)
     rows = [["path", *labels]]
     for measurement in measurements:
-        rows.append(
-            [measurement.label, *(f"{cell(measurement.cpu[label], 0)}%" for label in labels)]
-        )
+        rows.append([measurement.label, *(percent(measurement.cpu[label]) for label in labels)])
     return markdown(rows)
 
 
@@ -743,11 +754,13 @@ def print_header(options: argparse.Namespace) -> None:
         f"{importlib.metadata.version('websockets')} (no compression offered), "
         f"redis-py {importlib.metadata.version('redis')} (asyncio)"
     )
+    quiet = min(options.messages, QUIET_MESSAGES)
     print(
-        f"- run: {options.senders} senders, each with at most {options.window} messages in "
-        f"flight, {options.text_bytes}-character text "
-        f"({project_payload_length(options.text_bytes)} characters on the channel); "
-        "two single-worker servers on one Redis, each receiver in a process of its own",
+        f"- run: {options.messages} messages from {options.senders} "
+        f"sender{'' if options.senders == 1 else 's'}, at most {options.window} in flight per "
+        f"sender; one at a time: {quiet} messages from 1 sender; {options.text_bytes}-character "
+        f"text ({project_payload_length(options.text_bytes)} characters on the channel); two "
+        "single-worker servers on one Redis; each receiver in a process of its own",
         flush=True,
     )
 
@@ -801,10 +814,17 @@ def bench(options: argparse.Namespace) -> int:
     print(table(measurements))
     print(
         "\nmessages/s: delivered, from the first send to the last arrival; latency: from a "
-        "message's send to its arrival at the receiver, every message."
+        "message's send to its arrival at the receiver, every message. Ratios: the project's "
+        "figure over the reference's (below 1x: fewer messages/s; above 1x: slower). Under "
+        "load, latencies are mostly time spent queueing behind the other messages in flight; "
+        "one message at a time shows what the path itself adds."
     )
     print("\nCPU used during each measurement, in % of one CPU:\n")
     print(cpu_table(measurements))
+    print(
+        f"\nA process near 100% is what limits the figures; all of them share {os.cpu_count()} "
+        "CPUs with whatever else runs on the machine."
+    )
     if notes:
         print("\nnotes:\n" + "\n".join(f"- {note}" for note in notes))
     incomplete = [measurement.label for measurement in measurements if not measurement.complete]

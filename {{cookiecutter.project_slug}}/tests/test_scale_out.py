@@ -11,10 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_client
 from live_server import Server, get, start_server, stop_server, wait_for_health
 from redis_server import RedisServer
 from websockets.sync.client import connect
 from ws_client import RoomsClient
+
+from {{ cookiecutter.package_name }} import protocol
+from {{ cookiecutter.package_name }}.pubsub import Names, encode_envelope
+from {{ cookiecutter.package_name }}.rooms import Publish
 
 RECOVERY_TIMEOUT = 15.0
 
@@ -128,6 +133,27 @@ def test_without_redis_health_is_503_and_local_clients_are_still_served(
         assert alice.expect("message")["text"] == "same process"
         assert alice.expect("pong") == {"type": "pong"}
         assert get(f"{one.http_url}/")[0] == 200
+
+
+def test_a_burst_from_redis_reaches_a_reader_that_keeps_reading(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    # 1,000 frames land on the channel at once, far more than an outbox (16) holds.
+    env = {"REDIS_URL": redis.url, "REDIS_PREFIX": "burst", "WORKERS": "1", "OUTBOX_SIZE": "16"}
+    server = start_server(tmp_path, env)
+    try:
+        with RoomsClient(server.ws_url) as reader:
+            reader.join("burst")
+            frames = [protocol.message("burst", "elsewhere", str(n), 0) for n in range(1000)]
+            with redis_client.Redis.from_url(redis.url) as publisher:
+                pipe = publisher.pipeline()
+                for frame in frames:
+                    pipe.publish(Names("burst").channel, encode_envelope(Publish("burst", frame)))
+                pipe.execute()
+            texts = [reader.expect("message", timeout=10)["text"] for _ in frames]
+            assert texts == [str(n) for n in range(1000)]
+    finally:
+        stop_server(server)
 
 
 def test_several_workers_share_their_rooms(tmp_path: Path, redis: RedisServer) -> None:

@@ -151,6 +151,33 @@ def small_outbox_server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[
         stop_server(running)
 
 
+def test_a_burst_bigger_than_an_outbox_reaches_readers_that_keep_reading(
+    small_outbox_server: Server,
+) -> None:
+    server, count = small_outbox_server, 500  # the outboxes hold 16 frames
+    with RoomsClient(server.ws_url) as sender, RoomsClient(server.ws_url) as reader:
+        sender.join("burst")
+        reader.join("burst")
+        sender.expect("presence")
+        texts: dict[str, list[str]] = {sender.id: [], reader.id: []}
+
+        def drain(client: RoomsClient) -> None:
+            while len(texts[client.id]) < count:
+                event = client.receive(timeout=30)
+                if event["type"] == "message":
+                    texts[client.id].append(event["text"])
+
+        threads = [threading.Thread(target=drain, args=(c,)) for c in (sender, reader)]
+        for thread in threads:
+            thread.start()
+        for n in range(count):  # as fast as the socket takes them, no waiting for echoes
+            sender.send(type="message", room="burst", text=str(n))
+        for thread in threads:
+            thread.join(timeout=60)
+        expected = [str(n) for n in range(count)]
+        assert texts == {sender.id: expected, reader.id: expected}
+
+
 def test_a_reader_that_never_reads_is_cut_off_while_others_keep_receiving(
     small_outbox_server: Server,
 ) -> None:

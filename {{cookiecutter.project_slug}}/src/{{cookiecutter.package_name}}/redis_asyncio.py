@@ -123,6 +123,9 @@ class RedisBroker(Subscriber):
                         )
                         if message is not None:
                             self.submit(self.on_message(message["data"]))
+                            # Let the connections send between two frames of a burst: without it
+                            # a burst larger than an outbox closes readers that keep up.
+                            await asyncio.sleep(0)
             except (RedisError, OSError) as error:
                 await asyncio.sleep(self.on_lost(error, failures))
                 failures += 1

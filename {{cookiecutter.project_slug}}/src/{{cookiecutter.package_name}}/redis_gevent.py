@@ -88,6 +88,9 @@ class RedisBroker(Subscriber):
                         message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if message is not None:
                             self.submit(self.on_message(message["data"]))
+                            # Let the connections send between two frames of a burst: without it
+                            # a burst larger than an outbox closes readers that keep up.
+                            gevent.sleep(0)
             except (RedisError, OSError) as error:
                 gevent.sleep(self.on_lost(error, failures))
                 failures += 1

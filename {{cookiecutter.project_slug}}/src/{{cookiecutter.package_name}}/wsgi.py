@@ -132,6 +132,9 @@ class RoomsResource:
                 outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
                 return
             self.broker.submit(self.hub.receive(connection_id, frame))
+            # Let the senders run between two frames of a burst: without it a
+            # burst larger than an outbox closes readers that keep up.
+            gevent.sleep(0)
 
 
 def close(ws: Any, code: int, reason: str) -> None:
