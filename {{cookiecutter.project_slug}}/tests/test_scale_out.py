@@ -6,6 +6,8 @@ but the Redis they are given.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from websockets.sync.client import connect
 from ws_client import RoomsClient
 
 from {{ cookiecutter.package_name }} import protocol
-from {{ cookiecutter.package_name }}.pubsub import Names, encode_envelope
+from {{ cookiecutter.package_name }}.pubsub import HEARTBEAT_TTL, Names, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Publish
 
 RECOVERY_TIMEOUT = 15.0
@@ -85,6 +87,23 @@ def test_member_counts_agree_across_processes(pair: tuple[Server, Server]) -> No
         for client in (alice, carol):
             event = client.expect("presence")
             assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 2)
+
+
+def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server]) -> None:
+    one, two = pair
+    with RoomsClient(one.ws_url) as alice:
+        alice.join("wake")
+        bob = RoomsClient(two.ws_url)
+        assert bob.join("wake")["members"] == 2
+        os.killpg(two.process.pid, signal.SIGKILL)  # every process of it, no goodbye
+        deadline = time.monotonic() + HEARTBEAT_TTL + RECOVERY_TIMEOUT
+        while True:
+            with RoomsClient(one.ws_url) as probe:
+                if probe.join("wake")["members"] == 2:  # alice and the probe
+                    break
+            assert time.monotonic() < deadline, "the dead process's member still counts"
+            time.sleep(1)
+        bob.close()
 
 
 def test_delivery_resumes_after_a_redis_restart(
