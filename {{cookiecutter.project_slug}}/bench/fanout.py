@@ -412,6 +412,14 @@ async def measure(
 # --- the servers, each in a process of its own ---
 
 
+def read_log(path: Path) -> str:
+    """A process's log so far; empty if it has none yet."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 @dataclass
 class RunningServer:
     label: str
@@ -419,10 +427,7 @@ class RunningServer:
     log_path: Path
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
 
 @contextlib.contextmanager

@@ -61,6 +61,7 @@ from fanout import (
     positive,
     project_metadata,
     ratio,
+    read_log,
     retrieve,
     stop_on_sigterm,
 )
@@ -466,10 +467,7 @@ class RunningServer:
     log_path: Path
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
 
 @contextlib.contextmanager
@@ -496,10 +494,7 @@ class Receiver:
     result_path: Path
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
 
 @contextlib.contextmanager
