@@ -17,8 +17,10 @@ ASGI_FILES = (
     "src/{package}/asgi.py",
     "src/{package}/__main__.py",
     "src/{package}/redis_asyncio.py",
+    "src/{package}/server.py",
 )
 WSGI_FILES = (
+    "src/{package}/websocket.py",
     "src/{package}/wsgi.py",
     "src/{package}/worker.py",
     "src/{package}/redis_gevent.py",

@@ -15,14 +15,17 @@ except ConfigError as error:
 
 wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
 # gevent-websocket's worker (geventwebsocket.gunicorn.workers.GeventWebSocketWorker)
-# with its close frames fixed; without it gunicorn answers websocket upgrades
-# with 405. The worker monkey-patches before it imports the app, so never add
-# --preload.
+# with its handshake, limits and shutdown fixed; without it gunicorn answers
+# websocket upgrades with 405. The worker monkey-patches before it imports the
+# app, so never add --preload.
 worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
 workers = settings.workers
-# Concurrent connections per worker; gunicorn's default of 1,000 is low for
-# websockets, and a connection past it hangs in its handshake.
-worker_connections = 10_000
+# Concurrent connections per worker. gunicorn's default of 1,000 is low for
+# websockets, and a connection past it hangs in its handshake: leave room above
+# MAX_CONNECTIONS for plain HTTP requests, so the app's cap (1013) is what bites.
+worker_connections = settings.max_connections + 1_000
+# SIGTERM: websockets get 1001 at once; requests still in flight get this long.
+graceful_timeout = settings.drain_timeout
 _host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 literal
 bind = f"{_host}:{settings.port}"
 loglevel = settings.log_level

@@ -20,8 +20,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+# The server wants a token, which the page passes on: that Chromium's own Origin
+# header passes the same-origin check is tested on the way.
+TOKEN = "browser-s3cret"
 # Fast reconnects keep the test short; the page passes these to RoomsClient.
-PAGE_QUERY = "?reconnectDelay=100&maxReconnectDelay=1000"
+PAGE_QUERY = f"?reconnectDelay=100&maxReconnectDelay=1000&token={TOKEN}"
 TIMEOUT_MS = 10_000
 NOT_CONNECTED = re.compile(r"^(connecting|reconnecting)$")
 
@@ -50,7 +53,7 @@ class RestartableServer:
 
 @pytest.fixture
 def live(tmp_path: Path, server_env: dict[str, str]) -> Iterator[RestartableServer]:
-    server = RestartableServer(tmp_path, server_env)
+    server = RestartableServer(tmp_path, {**server_env, "AUTH_TOKEN": TOKEN})
     try:
         yield server
     finally:
@@ -77,20 +80,20 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def open_page(browser: Browser, live: RestartableServer) -> Iterator[Callable[[], Page]]:
+def open_page(browser: Browser, live: RestartableServer) -> Iterator[Callable[..., Page]]:
     """Open the client page, each time in a browser context of its own (own storage).
 
     The contexts close before ``live`` stops, so no websocket outlives the test.
     """
     contexts: list[BrowserContext] = []
 
-    def open_one() -> Page:
+    def open_one(query: str = PAGE_QUERY, state: str | re.Pattern[str] = "open") -> Page:
         context = browser.new_context()
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
-        page.goto(f"{live.http_url}/{PAGE_QUERY}")
-        expect(page.get_by_test_id("state")).to_have_attribute("data-state", "open")
+        page.goto(f"{live.http_url}/{query}")
+        expect(page.get_by_test_id("state")).to_have_attribute("data-state", state)
         return page
 
     try:
@@ -122,8 +125,17 @@ def expect_message(page: Page, text: str) -> None:
     expect(messages.filter(has_text=text)).to_have_count(1)
 
 
+def test_a_page_without_the_token_is_refused(
+    live: RestartableServer, open_page: Callable[..., Page]
+) -> None:
+    page = open_page("?reconnectDelay=100&maxReconnectDelay=1000", state="reconnecting")
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    assert live.current is not None
+    assert TOKEN not in live.current.log()
+
+
 def test_two_pages_chat_and_recover_from_a_server_restart(
-    live: RestartableServer, open_page: Callable[[], Page]
+    live: RestartableServer, open_page: Callable[..., Page]
 ) -> None:
     alice = open_page()
     bob = open_page()
@@ -158,3 +170,5 @@ def test_two_pages_chat_and_recover_from_a_server_restart(
         expect_message(page, "alice is back")
         expect_message(page, "bob is back")
         expect(page.get_by_test_id("log").locator('[data-kind="message"]')).to_have_count(4)
+    assert live.current is not None
+    assert TOKEN not in live.current.log()  # it was in every handshake, and is in no log line

@@ -51,6 +51,18 @@ def test_reads_the_environment() -> None:
         ({"WORKERS": "2"}, "WORKERS=2: rooms live in this process's memory"),
 {%- endif %}
         ({"HOST": " "}, "HOST is empty"),
+        ({"ALLOWED_ORIGINS": "chat.example"}, "ALLOWED_ORIGINS holds 'chat.example'"),
+        ({"ALLOWED_ORIGINS": "https://chat.example/app"}, "which is not an origin"),
+        ({"ALLOWED_ORIGINS": "ftp://chat.example"}, "which is not an origin"),
+        ({"ALLOWED_ORIGINS": "http://chat.example:http"}, "which is not an origin"),
+        ({"MAX_MESSAGE_BYTES": "100"}, "MAX_MESSAGE_BYTES='100' is not valid"),
+        ({"RATE_LIMIT": "fast"}, "RATE_LIMIT='fast' is not valid: use a number"),
+        ({"RATE_LIMIT": "nan"}, "RATE_LIMIT='nan' is not valid"),
+        ({"RATE_BURST": "0"}, "RATE_BURST='0' is not valid"),
+        ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS='0' is not valid"),
+        ({"PING_INTERVAL": "0"}, "PING_INTERVAL='0' is not valid"),
+        ({"PING_TIMEOUT": "inf"}, "PING_TIMEOUT='inf' is not valid"),
+        ({"DRAIN_TIMEOUT": "1.5"}, "DRAIN_TIMEOUT='1.5' is not valid"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a level"),
     ],
 )
@@ -67,3 +79,34 @@ def test_redis_settings() -> None:
     assert (settings.redis_prefix, settings.workers) == ("chat", 3)
     assert Settings.from_env({}).workers == (os.cpu_count() or 1)
 {%- endif %}
+
+
+def test_security_settings() -> None:
+    environ = {
+        "ALLOWED_ORIGINS": " https://App.example/ , http://localhost:5173",
+        "AUTH_TOKEN": "s3cret",
+        "MAX_MESSAGE_BYTES": "1024",
+        "RATE_LIMIT": "2.5",
+        "RATE_BURST": "5",
+        "MAX_CONNECTIONS": "100",
+        "PING_INTERVAL": "5",
+        "PING_TIMEOUT": "2.5",
+        "DRAIN_TIMEOUT": "3",
+    }
+    settings = Settings.from_env(environ)
+    assert settings.allowed_origins == ("https://app.example", "http://localhost:5173")
+    assert settings.auth_token == "s3cret"
+    assert (settings.max_message_bytes, settings.max_connections) == (1024, 100)
+    assert (settings.rate_limit, settings.rate_burst) == (2.5, 5)
+    assert (settings.ping_interval, settings.ping_timeout, settings.drain_timeout) == (5, 2.5, 3)
+    assert "s3cret" not in repr(settings)
+
+
+def test_safe_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.allowed_origins == ()  # the server's own origin only
+    assert settings.auth_token is None
+    assert settings.max_message_bytes == 64 * 1024
+    assert (settings.rate_limit, settings.rate_burst) == (20, 40)
+    assert settings.max_connections == 10_000
+    assert (settings.ping_interval, settings.ping_timeout, settings.drain_timeout) == (20, 20, 10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.broker import MemoryBroker
@@ -199,6 +199,63 @@ def test_a_full_outbox_is_closed_with_1008_and_leaves_its_rooms() -> None:
     assert {"type": "presence", "room": "r", "members": 1, "id": slow, "event": "leave"} in events
 
 
+class Clock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_messages_over_the_rate_limit_get_an_error_and_are_dropped() -> None:
+    clock = Clock()
+    harness = Harness(Hub(rate_limit=1, rate_burst=2, monotonic=clock))
+    alice, box = harness.connect()
+    box.take()
+    for _ in range(3):
+        send(harness, alice, type="ping")
+    events = box.take()
+    assert [event["type"] for event in events] == ["pong", "pong", "error"]
+    assert events[2]["code"] == "rate_limited"
+    clock.now += 1.0  # one token back
+    send(harness, alice, type="ping")
+    assert box.take() == [{"type": "pong"}]
+    assert box.closed is None
+
+
+def test_a_connection_that_keeps_going_is_closed_with_1008_and_leaves_its_rooms() -> None:
+    clock = Clock()
+    harness = Harness(Hub(rate_limit=1, rate_burst=2, monotonic=clock))
+    flooder, flooder_box = harness.connect()
+    other, other_box = harness.connect()
+    send(harness, other, type="join", room="r")
+    send(harness, flooder, type="join", room="r")
+    for _ in range(1 + 2):  # the last token, then as many refusals as the burst
+        send(harness, flooder, type="ping")
+    assert flooder_box.closed is None
+    clock.now += 0.5  # half a token: not enough, and not a pause
+    send(harness, flooder, type="ping")
+    assert flooder_box.closed == (1008, "rate limit exceeded")
+    assert harness.hub.rooms_of(flooder) == frozenset()
+    leave = {"type": "presence", "room": "r", "members": 1, "id": flooder, "event": "leave"}
+    assert leave in other_box.take()
+    assert other_box.closed is None
+
+
+def test_a_pause_that_refills_the_bucket_forgives_the_refusals() -> None:
+    clock = Clock()
+    harness = Harness(Hub(rate_limit=10, rate_burst=3, monotonic=clock))
+    alice, box = harness.connect()
+    for _ in range(5):
+        for _ in range(3 + 3):  # the burst, then as many refusals as allowed
+            send(harness, alice, type="ping")
+        clock.now += 0.5  # refills the bucket: the slate is clean again
+    assert box.closed is None
+    assert sum(event.get("code") == "rate_limited" for event in box.events()) == 5 * 3
+
+
 ROOMS = st.sampled_from(["a", "b", "c"])
 FRAMES = st.one_of(
     st.builds(lambda room: {"type": "join", "room": room}, ROOMS),
@@ -210,6 +267,7 @@ FRAMES = st.one_of(
 OPERATIONS = st.lists(
     st.one_of(
         st.tuples(st.just("connect"), st.integers(min_value=1, max_value=12)),
+        st.tuples(st.just("wait"), st.floats(min_value=0, max_value=2)),
         st.tuples(st.just("disconnect"), st.integers(min_value=0, max_value=7)),
         st.tuples(st.just("receive"), st.integers(min_value=0, max_value=7), FRAMES),
     ),
@@ -219,12 +277,23 @@ OPERATIONS = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(OPERATIONS)
+# A member dropped (full outbox) by its own join: its departure must be announced
+# after the join, or the others' last count is the stale one (a bug once).
+@example(
+    [
+        ("connect", 4),
+        ("connect", 1),
+        ("receive", 0, '{"type": "join", "room": "a"}'),
+        ("receive", 1, '{"type": "join", "room": "a"}'),
+    ]
+)
 def test_random_sequences_keep_the_hub_consistent(operations: list[tuple[Any, ...]]) -> None:
     """Whatever clients send, in whatever order, and however slow they read:
     memberships stay symmetric, no room is empty, the room limit holds, closed
     connections get nothing more, and the member counts each client was told
-    last are the true ones."""
-    harness = Harness(Hub(max_rooms=2))
+    last are the true ones. A tight rate limit closes some connections too."""
+    clock = Clock()
+    harness = Harness(Hub(max_rooms=2, rate_limit=2, rate_burst=3, monotonic=clock))
     open_connections: dict[str, RecordingOutbox] = {}
     every: list[tuple[str, RecordingOutbox]] = []
     for operation in operations:
@@ -232,6 +301,8 @@ def test_random_sequences_keep_the_hub_consistent(operations: list[tuple[Any, ..
             connection_id, box = harness.connect(capacity=operation[1])
             open_connections[connection_id] = box
             every.append((connection_id, box))
+        elif operation[0] == "wait":
+            clock.now += operation[1]
         elif open_connections:
             connection_id = list(open_connections)[operation[1] % len(open_connections)]
             if operation[0] == "disconnect":

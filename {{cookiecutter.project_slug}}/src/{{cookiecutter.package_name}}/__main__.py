@@ -2,8 +2,7 @@
 
 import sys
 
-import uvicorn
-
+from . import server
 from .config import ConfigError, Settings
 
 
@@ -13,13 +12,7 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"ERROR: {error}")
-    uvicorn.run(
-        "{{ cookiecutter.package_name }}.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        workers=settings.workers,
-    )
+    server.run(settings)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,15 @@ from .broker import Broker, MemoryBroker, health
 {%- endif %}
 from .config import Settings
 from .errors import upgrade_required
+from .guard import Authenticate, HandshakeGuard, token_check
+from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_asyncio import RedisBroker
 {%- endif %}
 from .rooms import Hub
 
 CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class RawText(TextBaseHandlerWS):
@@ -47,6 +50,28 @@ class RawBinary(BinaryBaseHandlerWS):
 
     def deserialize(self, payload: bytes) -> object:
         return payload
+
+
+class GuardMiddleware:
+    """Refuses a websocket handshake with 403, before it is accepted, if the guard says so."""
+
+    def __init__(self, guard: HandshakeGuard) -> None:
+        self.guard = guard
+
+    async def process_request_ws(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
+        reason = self.guard.refusal(req)
+        if reason is not None:
+            raise falcon.HTTPForbidden(description=reason)
+
+
+async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> bool:
+    """Accept the handshake; if the process is at its cap, close at once with 1013."""
+    await ws.accept()
+    if connections.acquire():
+        return True
+    with contextlib.suppress(falcon.WebSocketDisconnected):
+        await ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity, try again later")
+    return False
 
 
 class IndexResource:
@@ -74,11 +99,15 @@ class HealthResource:
 class EchoResource:
     """Send every message back unchanged: text as text, binary as binary."""
 
+    def __init__(self, connections: ConnectionLimit) -> None:
+        self.connections = connections
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise upgrade_required()
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        await ws.accept()
+        if not await accept(ws, self.connections):
+            return
         try:
             while True:
                 # receive_media() takes either frame type; the raw handlers
@@ -90,6 +119,8 @@ class EchoResource:
                     await ws.send_data(message)
         except falcon.WebSocketDisconnected:
             pass
+        finally:
+            self.connections.release()
 
 
 class Outbox:
@@ -117,16 +148,26 @@ class Outbox:
 class RoomsResource:
     """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
 
-    def __init__(self, hub: Hub, broker: Broker, outbox_size: int) -> None:
+    def __init__(
+        self, hub: Hub, broker: Broker, connections: ConnectionLimit, outbox_size: int
+    ) -> None:
         self.hub = hub
         self.broker = broker
+        self.connections = connections
         self.outbox_size = outbox_size
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise upgrade_required()
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        await ws.accept()
+        if not await accept(ws, self.connections):
+            return
+        try:
+            await self._serve(ws)
+        finally:
+            self.connections.release()
+
+    async def _serve(self, ws: falcon.asgi.WebSocket) -> None:
         outbox = Outbox(self.outbox_size)
         connection_id, welcome = self.hub.connect(outbox)
         self.broker.submit(welcome)
@@ -169,18 +210,32 @@ class RoomsResource:
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: Settings | None = None, authenticate: Authenticate | None = None
 ) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    """Build the ASGI application with every route; settings default to the environment's."""
+    """Build the ASGI application with every route.
+
+    Args:
+        settings: Defaults to the environment's.
+        authenticate: A check every websocket handshake must pass; defaults to
+            the ``AUTH_TOKEN`` check when that is set.
+    """
     settings = settings or Settings.from_env()
-    hub = Hub(max_rooms=settings.max_rooms)
+    connections = ConnectionLimit(settings.max_connections)
+    hub = Hub(
+        max_rooms=settings.max_rooms,
+        rate_limit=settings.rate_limit,
+        rate_burst=settings.rate_burst,
+    )
+    if authenticate is None and settings.auth_token:
+        authenticate = token_check(settings.auth_token)
+    guard = GuardMiddleware(HandshakeGuard(settings.allowed_origins, authenticate))
 {%- if cookiecutter.broker == "redis" %}
     broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
     # As middleware, the broker starts and stops with the ASGI lifespan.
-    app = falcon.asgi.App(middleware=[broker])
+    app = falcon.asgi.App(middleware=[guard, broker])
 {%- else %}
     broker = MemoryBroker(hub)
-    app = falcon.asgi.App()
+    app = falcon.asgi.App(middleware=[guard])
 {%- endif %}
     # Falcon 4 has no public "receive whatever frame comes next" call; raw
     # media handlers turn receive_media() into exactly that.
@@ -189,8 +244,8 @@ def create_app(
 
     app.add_route("/", IndexResource())
     app.add_route("/health", HealthResource(hub, broker))
-    app.add_route("/ws", RoomsResource(hub, broker, settings.outbox_size))
-    app.add_route("/ws/echo", EchoResource())
+    app.add_route("/ws", RoomsResource(hub, broker, connections, settings.outbox_size))
+    app.add_route("/ws/echo", EchoResource(connections))
     app.add_static_route("/static", pages.STATIC_DIR)
     return app
 

@@ -7,6 +7,7 @@ same interface.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,18 +39,20 @@ def health(hub: Hub, broker: Broker) -> dict[str, object]:
 def run(
     hub: Hub, effects: list[Effect], remote: Callable[[Publish | Recount], list[Effect]]
 ) -> None:
-    """Carry out ``effects`` depth first: what an effect causes runs before the next one.
+    """Carry out ``effects``, then what they cause, in the order they were made.
 
-    Deliveries are local; ``remote`` carries out publishes and recounts.
+    What an effect causes waits behind the effects made before it: a member
+    dropped while a join is announced has its departure announced after the
+    join, so everyone's last count is the newest one. Deliveries are local;
+    ``remote`` carries out publishes and recounts.
     """
-    pending = effects[::-1]
+    pending = deque(effects)
     while pending:
-        effect = pending.pop()
+        effect = pending.popleft()
         if isinstance(effect, Deliver):
-            caused = hub.deliver(effect.connection_id, effect.frame)
+            pending.extend(hub.deliver(effect.connection_id, effect.frame))
         else:
-            caused = remote(effect)
-        pending.extend(reversed(caused))
+            pending.extend(remote(effect))
 
 
 def locally(hub: Hub, effect: Publish | Recount) -> list[Effect]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
-{%- if cookiecutter.broker == "redis" %}
 import urllib.parse
-{%- endif %}
 from collections.abc import Mapping
-from dataclasses import dataclass{% if cookiecutter.broker == "redis" %}, field{% endif %}
+from dataclasses import dataclass, field
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+ORIGIN_SCHEMES = ("http", "https")
 {%- if cookiecutter.broker == "redis" %}
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 {%- endif %}
@@ -30,6 +30,21 @@ class Settings:
         outbox_size: Frames queued for one connection before it counts as too slow
             and is closed with 1008 (``OUTBOX_SIZE``).
         max_rooms: Rooms one connection may be in at once (``MAX_ROOMS``).
+        allowed_origins: Origins besides the server's own whose pages may open
+            websockets (``ALLOWED_ORIGINS``, comma-separated, or ``*`` for any).
+        auth_token: Token a websocket handshake must carry, if set (``AUTH_TOKEN``).
+        max_message_bytes: Largest message a peer may send; a bigger one is
+            closed with 1009 before it is read (``MAX_MESSAGE_BYTES``).
+        rate_limit: Messages per second one ``/ws`` connection may send (``RATE_LIMIT``).
+        rate_burst: Messages it may send at once, and refusals it gets before it is
+            closed with 1008 (``RATE_BURST``).
+        max_connections: Open websockets per server process; the next is closed with
+            1013 (``MAX_CONNECTIONS``).
+        ping_interval: Seconds between the server's pings (``PING_INTERVAL``).
+        ping_timeout: Seconds a peer has to answer a ping before it is dropped
+            (``PING_TIMEOUT``).
+        drain_timeout: Seconds the server takes at most to stop on SIGTERM
+            (``DRAIN_TIMEOUT``).
 {%- if cookiecutter.broker == "redis" %}
         workers: Server processes (``WORKERS``, default: one per CPU).
         redis_url: The Redis that carries room frames between processes (``REDIS_URL``).
@@ -44,6 +59,15 @@ class Settings:
     log_level: str = "info"
     outbox_size: int = 256
     max_rooms: int = 16
+    allowed_origins: tuple[str, ...] = ()
+    auth_token: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    max_message_bytes: int = 64 * 1024
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    max_connections: int = 10_000
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    drain_timeout: int = 10
 {%- if cookiecutter.broker == "redis" %}
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -92,6 +116,17 @@ class Settings:
             log_level=log_level,
             outbox_size=_integer(environ, "OUTBOX_SIZE", cls.outbox_size, 1, 1_000_000),
             max_rooms=_integer(environ, "MAX_ROOMS", cls.max_rooms, 1, 10_000),
+            allowed_origins=_origins(environ.get("ALLOWED_ORIGINS", "")),
+            auth_token=environ.get("AUTH_TOKEN", "").strip() or None,
+            max_message_bytes=_integer(
+                environ, "MAX_MESSAGE_BYTES", cls.max_message_bytes, 125, 64 * 1024 * 1024
+            ),
+            rate_limit=_number(environ, "RATE_LIMIT", cls.rate_limit, 0.1, 1_000_000),
+            rate_burst=_integer(environ, "RATE_BURST", cls.rate_burst, 1, 1_000_000),
+            max_connections=_integer(environ, "MAX_CONNECTIONS", cls.max_connections, 1, 1_000_000),
+            ping_interval=_number(environ, "PING_INTERVAL", cls.ping_interval, 0.1, 3600),
+            ping_timeout=_number(environ, "PING_TIMEOUT", cls.ping_timeout, 0.1, 3600),
+            drain_timeout=_integer(environ, "DRAIN_TIMEOUT", cls.drain_timeout, 1, 3600),
 {%- if cookiecutter.broker == "redis" %}
             workers=_integer(environ, "WORKERS", default.workers, 1, 256),
             redis_url=redis_url,
@@ -100,6 +135,39 @@ class Settings:
             workers=workers,
 {%- endif %}
         )
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(
+        origin.strip().lower().rstrip("/") for origin in raw.split(",") if origin.strip()
+    )
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urllib.parse.urlsplit(origin)
+        try:
+            parts.port  # noqa: B018 -- raises on a port that is not a number
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ORIGIN_SCHEMES or not parts.hostname or parts.path or parts.query:
+            raise ConfigError(
+                f"ALLOWED_ORIGINS holds {origin!r}, which is not an origin: use "
+                "scheme://host[:port] such as https://app.example.com, comma-separated, or *."
+            )
+    return origins
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = environ.get(name, str(default)).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # also refuses nan and inf
+        raise ConfigError(f"{name}={raw!r} is not valid: use a number from {low} to {high}.")
+    return value
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

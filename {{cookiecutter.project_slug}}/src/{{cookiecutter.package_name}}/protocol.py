@@ -43,6 +43,7 @@ ERROR_CODES = (
     "invalid_text",  # "text" missing, not a string, empty or too long
     "not_joined",  # message to, or leave from, a room the connection is not in
     "too_many_rooms",  # join beyond the per-connection room limit
+    "rate_limited",  # sent faster than the per-connection rate limit; the message is dropped
 )
 
 

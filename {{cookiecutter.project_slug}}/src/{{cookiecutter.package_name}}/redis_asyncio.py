@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,14 +84,13 @@ class RedisBroker(Subscriber):
 
     async def _run(self, effects: list[Effect]) -> None:
         """Like :func:`broker.run`, with Redis round trips awaited."""
-        pending = effects[::-1]
+        pending = deque(effects)
         while pending:
-            effect = pending.pop()
+            effect = pending.popleft()
             if isinstance(effect, Deliver):
-                caused = self.hub.deliver(effect.connection_id, effect.frame)
+                pending.extend(self.hub.deliver(effect.connection_id, effect.frame))
             else:
-                caused = await self._remote(effect)
-            pending.extend(reversed(caused))
+                pending.extend(await self._remote(effect))
 
     async def _remote(self, effect: Publish | Recount) -> list[Effect]:
         """Publish, or recount and announce, through Redis; locally while it is unreachable."""

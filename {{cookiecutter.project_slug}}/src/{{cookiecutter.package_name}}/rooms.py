@@ -10,6 +10,8 @@ the outboxes and does the sending with its own concurrency. A broadcast is
 encoded once and the same string is offered to every member. An outbox that
 is full belongs to a reader that cannot keep up: the hub asks it to close with
 1008 and drops it from its rooms, so one slow client never stalls the others.
+Each connection's messages also pass a rate limiter (``limits.py``): messages
+over the limit get an error, and a connection that keeps going is closed with 1008.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import protocol
+from .limits import RateLimiter, Verdict
 from .protocol import Join, Leave, Ping, ProtocolError, Say
 
 CLOSE_POLICY_VIOLATION = 1008
 DEFAULT_MAX_ROOMS = 16
+DEFAULT_RATE_LIMIT = 20.0
+DEFAULT_RATE_BURST = 40
 
 
 class Outbox(Protocol):
@@ -93,15 +98,29 @@ class Hub:
 
     Args:
         max_rooms: How many rooms one connection may be in at once.
+        rate_limit: Messages per second one connection may send.
+        rate_burst: Messages one connection may send at once (see :class:`RateLimiter`).
         clock: Returns the time in seconds since the epoch (for message ``ts``).
+        monotonic: Returns the time in seconds from a clock that never goes back
+            (for rate limits).
     """
 
     def __init__(
-        self, *, max_rooms: int = DEFAULT_MAX_ROOMS, clock: Callable[[], float] = time.time
+        self,
+        *,
+        max_rooms: int = DEFAULT_MAX_ROOMS,
+        rate_limit: float = DEFAULT_RATE_LIMIT,
+        rate_burst: int = DEFAULT_RATE_BURST,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_rooms = max_rooms
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
         self._clock = clock
+        self._monotonic = monotonic
         self._outboxes: dict[str, Outbox] = {}
+        self._limiters: dict[str, RateLimiter] = {}
         self._rooms_of: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}
         # (connection, room) pairs whose ``joined`` has not come back through the
@@ -114,12 +133,16 @@ class Hub:
         while connection_id in self._outboxes:
             connection_id = secrets.token_urlsafe(6)
         self._outboxes[connection_id] = outbox
+        self._limiters[connection_id] = RateLimiter(
+            self.rate_limit, self.rate_burst, self._monotonic()
+        )
         self._rooms_of[connection_id] = set()
         return connection_id, [Deliver(connection_id, protocol.welcome(connection_id))]
 
     def disconnect(self, connection_id: str) -> list[Effect]:
         """Forget a connection, however it ended, and tell its rooms. Safe to call twice."""
         self._outboxes.pop(connection_id, None)
+        self._limiters.pop(connection_id, None)
         return [
             self._recount(room, self._presence(room, connection_id, "leave"))
             for room in sorted(self._rooms_of.pop(connection_id, ()))
@@ -127,9 +150,19 @@ class Hub:
         ]
 
     def receive(self, connection_id: str, frame: str) -> list[Effect]:
-        """Act on one text frame from a connection; invalid input gets an ``error`` event."""
-        if connection_id not in self._outboxes:
+        """Act on one text frame from a connection; invalid input, or input over the
+        rate limit, gets an ``error`` event."""
+        limiter = self._limiters.get(connection_id)
+        if limiter is None:
             return []
+        verdict = limiter.check(self._monotonic())
+        if verdict is Verdict.REFUSE:
+            detail = f"over {self.rate_limit:g} messages per second: slow down"
+            return [Deliver(connection_id, protocol.error("rate_limited", detail))]
+        if verdict is Verdict.CLOSE:
+            outbox = self._outboxes[connection_id]
+            outbox.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+            return self.disconnect(connection_id)
         try:
             message = protocol.parse(frame)
             if isinstance(message, Say):

@@ -1,61 +1,112 @@
-"""The gunicorn worker: gevent-websocket's, with its close frames and shutdown fixed.
+"""The gunicorn worker: gevent-websocket's, with its handshake and shutdown fixed.
 
-gevent-websocket 0.10.1 (unmaintained since 2017) builds close frames from the
-reason alone: ``close(code, reason)`` leaves the code out (peers see 1002 or
-1005) and a peer's close is echoed back mangled. :class:`WebSocket` sends
-the code; :class:`Worker` makes every connection use it. On SIGTERM the stock
-worker waits out the graceful timeout for open websockets and idle keep-alive
-connections, then drops them without a close frame; :class:`Worker` closes
-every websocket with 1001 and every idle connection at once, so it exits as
-soon as the requests in flight are done.
+gevent-websocket's handler answers 101 before the app runs, so the app cannot
+refuse a foreign Origin or an unknown path in time; it answers a malformed
+``Sec-WebSocket-Key`` with 500 and leaves the access log empty. This
+:class:`WebSocketHandler` builds on gunicorn's own gevent handler instead
+(access log included) and lets the app decide: a well-formed upgrade request
+reaches the app with ``environ[ACCEPT]``, a callable that answers 101 and
+returns the :class:`~{{ cookiecutter.package_name }}.websocket.WebSocket`; the app may answer
+403 or 404 instead, as for any request. The handler also pings every open
+websocket and drops peers that stop answering.
+
+On SIGTERM the stock worker waits out the graceful timeout for open websockets
+and idle keep-alive connections, then drops them without a close frame;
+:class:`Worker` closes every websocket with 1001 and every idle connection at
+once, so it exits as soon as the requests in flight are done.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import socket
-import struct
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import gevent
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
-from geventwebsocket.handler import WebSocketHandler as BaseWebSocketHandler
-from geventwebsocket.websocket import WebSocket as BaseWebSocket
+from geventwebsocket.websocket import Stream
+from gunicorn.workers.ggevent import PyWSGIHandler
 
-MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes
+from .config import Settings
+from .guard import redact
+from .websocket import ACCEPT, OPCODE_PING, WebSocket
+
 CLOSE_GOING_AWAY = 1001
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
+WEBSOCKET_VERSION = "13"
 
 
-class WebSocket(BaseWebSocket):  # type: ignore[misc]
-    """gevent-websocket's socket with a close frame that carries its code."""
+def is_upgrade_request(environ: dict[str, Any]) -> bool:
+    """True if the request asks to switch to the websocket protocol."""
+    connection = environ.get("HTTP_CONNECTION", "").lower()
+    return (
+        environ.get("REQUEST_METHOD") == "GET"
+        and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+        and "upgrade" in (token.strip() for token in connection.split(","))
+    )
 
-    __slots__ = ()  # the base has slots: keeping the layout lets a stock socket be re-classed
 
-    def close(self, code: int = 1000, message: bytes | str = b"") -> None:
-        """Send a close frame with ``code`` and ``message`` (the reason), then stop."""
-        state: Any = self  # the base is untyped and slotted: its attributes are unknown to mypy
-        if state.closed:
-            return
-        reason = message.encode() if isinstance(message, str) else bytes(message or b"")
+def handshake_problem(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], str] | None:
+    """Status, headers and text of the answer to a malformed upgrade request, or None."""
+    if environ.get("SERVER_PROTOCOL") != "HTTP/1.1":
+        return "400 Bad Request", [], "a websocket handshake needs HTTP/1.1"
+    if environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip() != WEBSOCKET_VERSION:
+        headers = [("Sec-WebSocket-Version", WEBSOCKET_VERSION)]
+        return "426 Upgrade Required", headers, "unsupported websocket version"
+    try:
+        key = base64.b64decode(environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip(), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 16:
+        return "400 Bad Request", [], "Sec-WebSocket-Key must be 16 bytes in base64"
+    return None
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` answer to ``key``."""
+    digest = hashlib.sha1((key + WEBSOCKET_GUID).encode(), usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
+
+
+def keep_alive(websocket: WebSocket, interval: float, timeout: float) -> None:
+    """Ping ``websocket`` every ``interval`` seconds; drop it if nothing comes back in
+    ``timeout`` seconds, neither a pong nor anything else."""
+    while not websocket.closed:
+        gevent.sleep(interval)
+        pinged = time.monotonic()
         try:
-            self.send_frame(struct.pack("!H", code) + reason[:MAX_REASON_BYTES], self.OPCODE_CLOSE)
+            # A peer that does not read blocks the ping: it is as good as gone.
+            with contextlib.suppress(gevent.Timeout), gevent.Timeout(timeout):
+                websocket.send_frame(b"", OPCODE_PING)
         except WebSocketError:
-            pass  # the peer is gone already: nothing left to tell it
-        finally:
-            # What the base's close() leaves behind.
-            state.closed = True
-            state.stream = state.raw_write = state.raw_read = state.environ = None
+            return
+        gevent.sleep(max(0.0, timeout - (time.monotonic() - pinged)))
+        if websocket.last_seen < pinged:
+            websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
+            websocket.abort()  # wakes the app's receive() with the end of the connection
+            return
 
 
-class WebSocketHandler(BaseWebSocketHandler):  # type: ignore[misc]
-    """Hands the app a :class:`WebSocket` instead of the stock one; tracks connections."""
+class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
+    """gunicorn's gevent handler, taught the websocket handshake (see the module's docstring)."""
 
+    settings: ClassVar[Settings] = Settings()
+    """Message size and ping settings; the worker sets them from the environment."""
     open_sockets: ClassVar[set[WebSocket]] = set()
     """Every websocket this process has open."""
     idle_handlers: ClassVar[set[WebSocketHandler]] = set()
     """Connections waiting for their next request (HTTP keep-alive)."""
     shutting_down: ClassVar[bool] = False
+
+    environ: dict[str, Any]
+    websocket: WebSocket | None = None
+    pinger: gevent.Greenlet[..., None] | None = None
 
     def read_requestline(self) -> str:
         if self.shutting_down:
@@ -67,27 +118,95 @@ class WebSocketHandler(BaseWebSocketHandler):  # type: ignore[misc]
             self.idle_handlers.discard(self)
         return line
 
-    def upgrade_connection(self) -> object:
-        result = super().upgrade_connection()
-        websocket = getattr(self, "websocket", None)
-        if websocket is not None:
-            # Same state, fixed methods: re-classing is all it takes.
-            websocket.__class__ = WebSocket
-        return result
-
-    def run_websocket(self) -> None:
-        websocket = self.websocket
-        self.open_sockets.add(websocket)
+    def run_application(self) -> None:
+        self.websocket = None
+        if not is_upgrade_request(self.environ):
+            super().run_application()
+            return
+        problem = handshake_problem(self.environ)
+        if problem is not None:
+            status, headers, text = problem
+            body = text.encode()
+            headers += [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+            self.close_connection = True
+            self.start_response(status, headers)
+            self.write(body)
+            return
+        self.environ[ACCEPT] = self.accept_websocket
         try:
-            super().run_websocket()
+            super().run_application()
         finally:
-            self.open_sockets.discard(websocket)
+            if self.websocket is not None:
+                self.end_websocket(self.websocket)
+
+    def accept_websocket(self) -> WebSocket:
+        """Answer 101 and return the websocket; the app calls this as ``environ[ACCEPT]()``."""
+        if self.websocket is not None:
+            raise RuntimeError("this websocket was accepted already")
+        key = self.environ["HTTP_SEC_WEBSOCKET_KEY"].strip()
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ]
+        super().start_response("101 Switching Protocols", headers)
+        self.close_connection = True  # once the websocket ends, so does the connection
+        websocket = WebSocket(self.environ, Stream(self), self, self.settings.max_message_bytes)
+        self.websocket = websocket
+        self.environ["wsgi.websocket"] = websocket
+        self.write(b"")  # sends the 101 now
+        self.open_sockets.add(websocket)
+        self.pinger = gevent.spawn(
+            keep_alive, websocket, self.settings.ping_interval, self.settings.ping_timeout
+        )
+        if self.shutting_down:  # accepted in the moment the worker was told to stop
+            websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+        return websocket
+
+    def end_websocket(self, websocket: WebSocket) -> None:
+        """After the app is done with ``websocket``: close it if the app did not."""
+        if self.pinger is not None:
+            self.pinger.kill(block=False)
+        self.open_sockets.discard(websocket)
+        websocket.close()
+        self.environ["wsgi.websocket"] = None
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        if self.websocket is not None:
+            # After a 101 the app's own status and body mean nothing to the peer.
+            return lambda data: None
+        writer: Callable[[bytes], None] = super().start_response(status, headers, exc_info)
+        return writer
+
+    def process_result(self) -> None:
+        if self.websocket is None:
+            super().process_result()
+
+    def log_request(self) -> None:
+        # gunicorn's access log prints the request's URI and query: redact tokens in them.
+        environ = self.environ
+        self.environ = {
+            **environ,
+            "RAW_URI": redact(environ.get("RAW_URI", "")),
+            "QUERY_STRING": redact(environ.get("QUERY_STRING", "")),
+        }
+        try:
+            super().log_request()
+        finally:
+            self.environ = environ
 
 
 class Worker(GeventWebSocketWorker):  # type: ignore[misc]
     """``worker_class`` for gunicorn: gevent-websocket's worker with the fixes above."""
 
     wsgi_handler = WebSocketHandler
+
+    def init_process(self) -> None:
+        # gunicorn.conf.py has validated the environment before any worker started.
+        WebSocketHandler.settings = Settings.from_env()
+        super().init_process()
 
     def handle_exit(self, sig: int, frame: object) -> None:
         super().handle_exit(sig, frame)
@@ -98,7 +217,8 @@ class Worker(GeventWebSocketWorker):  # type: ignore[misc]
 def close_connections(code: int, reason: str) -> None:
     """Close every websocket of this process with ``code``, and every idle connection."""
     WebSocketHandler.shutting_down = True
-    for websocket in list(WebSocketHandler.open_sockets):
+    closing: Iterable[WebSocket] = list(WebSocketHandler.open_sockets)
+    for websocket in closing:
         gevent.spawn(websocket.close, code, reason)
     for handler in list(WebSocketHandler.idle_handlers):
         with contextlib.suppress(OSError):

@@ -1,14 +1,15 @@
 """WSGI adapter: ``falcon.App`` with websockets from gevent-websocket.
 
-Serve it with ``gunicorn --config gunicorn.conf.py``, which selects
-gevent-websocket's worker. Under WSGI falcon never calls ``on_websocket``:
-the worker has already answered the upgrade before the app runs and hands
-the socket over in ``req.env["wsgi.websocket"]`` on a plain GET. A plain
-``gunicorn {{ cookiecutter.package_name }}.wsgi:app`` serves no websocket at all.
+Serve it with ``gunicorn --config gunicorn.conf.py``, which selects this
+project's worker (``worker.py``, built on gevent-websocket's). Under WSGI falcon
+never calls ``on_websocket``: an upgrade request arrives as a plain GET with
+``req.env[ACCEPT]``, which answers 101 and returns the websocket (also left in
+``req.env["wsgi.websocket"]``, as gevent-websocket does). Until then the app may
+still refuse with any HTTP status. A plain ``gunicorn {{ cookiecutter.package_name }}.wsgi:app``
+serves no websocket at all.
 """
 
 import contextlib
-from typing import Any
 
 import falcon
 import gevent
@@ -24,13 +25,45 @@ from .broker import Broker, MemoryBroker, health
 {%- endif %}
 from .config import Settings
 from .errors import upgrade_required
+from .guard import Authenticate, HandshakeGuard, token_check
+from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_gevent import RedisBroker
 {%- endif %}
 from .rooms import Hub
+from .websocket import ACCEPT, WebSocket
 
 CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_TIMEOUT = 2.0
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class GuardMiddleware:
+    """Refuses a websocket handshake with 403, before the 101, if the guard says so."""
+
+    def __init__(self, guard: HandshakeGuard) -> None:
+        self.guard = guard
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if ACCEPT in req.env:
+            reason = self.guard.refusal(req)
+            if reason is not None:
+                raise falcon.HTTPForbidden(description=reason)
+
+
+def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | None:
+    """Accept the handshake; None if the process is at its cap (the socket is closed with 1013).
+
+    Raises:
+        falcon.HTTPError: 426 for a plain GET, which asked for no websocket.
+    """
+    accept_websocket = req.env.get(ACCEPT)
+    if accept_websocket is None:
+        raise upgrade_required()
+    ws: WebSocket = accept_websocket()
+    if connections.acquire():
+        return ws
+    ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity, try again later")
+    return None
 
 
 class IndexResource:
@@ -58,14 +91,22 @@ class HealthResource:
 class EchoResource:
     """Send every message back unchanged: text as text, binary as binary."""
 
+    def __init__(self, connections: ConnectionLimit) -> None:
+        self.connections = connections
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = req.env.get("wsgi.websocket")
+        ws = accept(req, self.connections)
         if ws is None:
-            raise upgrade_required()
-        # receive() gives str for text, bytes for binary, None once the peer
-        # is gone; the worker ignores this responder's status and body.
-        while (message := ws.receive()) is not None:
-            ws.send(message, binary=not isinstance(message, str))
+            return
+        try:
+            # receive() gives str for text, bytes for binary, None once the peer
+            # is gone; the worker ignores this responder's status and body.
+            while (message := ws.receive()) is not None:
+                ws.send(message, binary=not isinstance(message, str))
+        except WebSocketError:
+            pass  # the peer vanished while its echo was on the way
+        finally:
+            self.connections.release()
 
 
 class Outbox:
@@ -93,15 +134,24 @@ class Outbox:
 class RoomsResource:
     """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
 
-    def __init__(self, hub: Hub, broker: Broker, outbox_size: int) -> None:
+    def __init__(
+        self, hub: Hub, broker: Broker, connections: ConnectionLimit, outbox_size: int
+    ) -> None:
         self.hub = hub
         self.broker = broker
+        self.connections = connections
         self.outbox_size = outbox_size
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = req.env.get("wsgi.websocket")
+        ws = accept(req, self.connections)
         if ws is None:
-            raise upgrade_required()
+            return
+        try:
+            self._serve(ws)
+        finally:
+            self.connections.release()
+
+    def _serve(self, ws: WebSocket) -> None:
         outbox = Outbox(self.outbox_size)
         connection_id, welcome = self.hub.connect(outbox)
         self.broker.submit(welcome)
@@ -118,15 +168,15 @@ class RoomsResource:
             self.broker.submit(self.hub.disconnect(connection_id))
             gevent.killall(greenlets)
         if outbox.closed.is_set():
-            close(ws, outbox.close_code, outbox.close_reason)
+            ws.close(outbox.close_code, outbox.close_reason)
 
-    def _send_frames(self, ws: Any, outbox: Outbox) -> None:
+    def _send_frames(self, ws: WebSocket, outbox: Outbox) -> None:
         # A peer that vanished with frames still queued ends the sending quietly.
         with contextlib.suppress(WebSocketError):
             for frame in outbox.frames:
                 ws.send(frame)
 
-    def _receive_frames(self, ws: Any, connection_id: str, outbox: Outbox) -> None:
+    def _receive_frames(self, ws: WebSocket, connection_id: str, outbox: Outbox) -> None:
         while (frame := ws.receive()) is not None:
             if not isinstance(frame, str):
                 outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
@@ -137,27 +187,37 @@ class RoomsResource:
             gevent.sleep(0)
 
 
-def close(ws: Any, code: int, reason: str) -> None:
-    """Close with ``code``; a peer that stopped reading can block the send, hence the timeout."""
-    with contextlib.suppress(gevent.Timeout), gevent.Timeout(CLOSE_TIMEOUT):
-        ws.close(code, reason)
+def create_app(
+    settings: Settings | None = None, authenticate: Authenticate | None = None
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the WSGI application with every route.
 
-
-def create_app(settings: Settings | None = None) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI application with every route; settings default to the environment's."""
+    Args:
+        settings: Defaults to the environment's.
+        authenticate: A check every websocket handshake must pass; defaults to
+            the ``AUTH_TOKEN`` check when that is set.
+    """
     settings = settings or Settings.from_env()
-    hub = Hub(max_rooms=settings.max_rooms)
+    connections = ConnectionLimit(settings.max_connections)
+    hub = Hub(
+        max_rooms=settings.max_rooms,
+        rate_limit=settings.rate_limit,
+        rate_burst=settings.rate_burst,
+    )
+    if authenticate is None and settings.auth_token:
+        authenticate = token_check(settings.auth_token)
+    guard = GuardMiddleware(HandshakeGuard(settings.allowed_origins, authenticate))
 {%- if cookiecutter.broker == "redis" %}
     broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
     broker.start()
 {%- else %}
     broker = MemoryBroker(hub)
 {%- endif %}
-    app = falcon.App()
+    app = falcon.App(middleware=[guard])
     app.add_route("/", IndexResource())
     app.add_route("/health", HealthResource(hub, broker))
-    app.add_route("/ws", RoomsResource(hub, broker, settings.outbox_size))
-    app.add_route("/ws/echo", EchoResource())
+    app.add_route("/ws", RoomsResource(hub, broker, connections, settings.outbox_size))
+    app.add_route("/ws/echo", EchoResource(connections))
     app.add_static_route("/static", pages.STATIC_DIR)
     return app
 

@@ -52,11 +52,14 @@ export function isValidText(text) {
 /**
  * The websocket URL for `path`, resolved against the page's own address:
  * ws: under http:, wss: under https:; a relative path keeps any proxy prefix.
+ * A `token` (the server's AUTH_TOKEN) goes into the query: browsers cannot
+ * set headers on a websocket handshake.
  */
-export function socketUrl(path = "ws", base = globalThis.location?.href) {
+export function socketUrl(path = "ws", base = globalThis.location?.href, token = null) {
   const url = new URL(path, base);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.hash = "";
+  if (token) url.searchParams.set("token", token);
   return url.href;
 }
 

@@ -27,7 +27,10 @@ const textInput = $("text");
 const sendButton = $("send-button");
 
 const params = new URLSearchParams(location.search);
-const client = new RoomsClient(socketUrl("ws"), optionsFrom(params));
+const client = new RoomsClient(
+  socketUrl("ws", location.href, params.get("token")),
+  optionsFrom(params),
+);
 
 function optionsFrom(query) {
   const options = {};

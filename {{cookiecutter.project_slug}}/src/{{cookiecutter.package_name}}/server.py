@@ -1,0 +1,88 @@
+"""uvicorn, set up from :class:`~{{ cookiecutter.package_name }}.config.Settings`.
+
+The transport limits live here, where uvicorn enforces them before the app
+sees a frame: message size (1009 before the payload is read), pings (a peer
+that stops answering is dropped) and the drain time on shutdown.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .config import Settings
+from .guard import redact
+
+CLOSE_GOING_AWAY = 1001
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, closing with 1001 (going away) when the server stops
+    or a peer stops answering pings.
+
+    uvicorn says 1012 (service restart) on shutdown, which promises that the
+    server is back at once, and 1011 (internal error) on a ping timeout, which
+    blames the server; neither is true here.
+    """
+
+    def keepalive_timeout(self) -> None:
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.fail(CLOSE_GOING_AWAY, "keepalive ping timeout")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+
+    def shutdown(self) -> None:
+        if not self.handshake_complete or self.close_sent:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": CLOSE_GOING_AWAY})
+        self.conn.send_close(CLOSE_GOING_AWAY, "server shutting down")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
+
+
+class RedactTokens(logging.Filter):
+    """Replaces ``token=`` query values in log records, so that no token reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`RedactTokens` on every handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact_tokens": {"()": f"{__name__}.RedactTokens"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact_tokens"]
+    return config
+
+
+def run(settings: Settings) -> None:
+    """Serve the ASGI app until SIGTERM or SIGINT."""
+    uvicorn.run(
+        "{{ cookiecutter.package_name }}.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        log_config=log_config(),
+        ws=f"{__name__}:WebSocketProtocol",
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_timeout,
+        timeout_graceful_shutdown=settings.drain_timeout,
+    )

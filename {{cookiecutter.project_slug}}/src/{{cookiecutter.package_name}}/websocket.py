@@ -1,0 +1,217 @@
+"""gevent-websocket's socket, with the receiving side made safe for the open internet.
+
+gevent-websocket 0.10.1 (unmaintained since 2017) reads whatever a frame header
+claims (a header saying 2 GB makes the worker allocate it), accepts unmasked
+client frames, validates UTF-8 in pure Python, builds close frames without
+their code, and lets two greenlets interleave their frames on the wire. This
+:class:`WebSocket` keeps its API (``receive()``, ``send()``, ``close()``) and
+its frame encoding, and replaces the rest:
+
+- a message bigger than ``max_message_bytes`` is refused with 1009 from its
+  header, before its payload is read, also when it comes in fragments;
+- frames that break RFC 6455 (unmasked, reserved bits, bad opcodes, bad close
+  payloads) end the connection with 1002, invalid UTF-8 with 1007, both
+  checked with Python's own C codecs;
+- every close frame carries its code, writes hold a lock, and a close to a
+  peer that stopped reading gives up after :data:`CLOSE_TIMEOUT` seconds;
+- it records when the peer last sent anything, for the keep-alive pings.
+
+The worker's handler (``worker.py``) makes these and hands the app a way to
+accept one: the callable in ``environ[ACCEPT]``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import socket
+import struct
+import time
+from typing import Any
+
+import gevent.lock
+from geventwebsocket.exceptions import ProtocolError, WebSocketError
+from geventwebsocket.websocket import Header
+from geventwebsocket.websocket import WebSocket as BaseWebSocket
+
+ACCEPT = "websocket.accept"
+"""Environ key of the callable that completes a valid handshake: it answers 101
+and returns the :class:`WebSocket`. Absent when the request is no upgrade."""
+
+CLOSE_TIMEOUT = 2.0
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_DATA = 1007
+CLOSE_TOO_BIG = 1009
+MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes
+OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
+OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
+
+
+class MessageTooBig(ProtocolError):  # type: ignore[misc]
+    """A peer announced a message bigger than the limit."""
+
+
+def is_valid_close_code(code: int) -> bool:
+    """True if a peer may send ``code`` in a close frame (RFC 6455 7.4, IANA registry)."""
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR ``payload`` with the 4-byte ``mask``, as one big integer: C speed, no extension."""
+    size = len(payload)
+    if not size:
+        return payload
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+
+
+class WebSocket(BaseWebSocket):  # type: ignore[misc]
+    """A server-side websocket on a gevent stream.
+
+    Args:
+        environ: The WSGI environ of the handshake.
+        stream: The connection, as gevent-websocket's ``Stream``.
+        handler: The gevent handler serving the connection.
+        max_message_bytes: Largest message the peer may send.
+    """
+
+    __slots__ = ("last_seen", "max_message_bytes", "write_lock")
+
+    def __init__(self, environ: Any, stream: Any, handler: Any, max_message_bytes: int) -> None:
+        super().__init__(environ, stream, handler)
+        self.max_message_bytes = max_message_bytes
+        self.write_lock = gevent.lock.Semaphore()
+        self.last_seen = time.monotonic()
+
+    def receive(self) -> str | bytes | None:
+        """The next message: ``str`` for text, ``bytes`` for binary, None once closed.
+
+        A peer that breaks the protocol is sent the matching close code first.
+        """
+        state: Any = self  # the base is untyped and slotted: its attributes are unknown to mypy
+        if state.closed:
+            return None
+        try:
+            return self.read_message()
+        except MessageTooBig as error:
+            self.close(CLOSE_TOO_BIG, str(error))
+        except UnicodeDecodeError:
+            self.close(CLOSE_INVALID_DATA, "invalid UTF-8")
+        except ProtocolError as error:
+            self.close(CLOSE_PROTOCOL_ERROR, str(error))
+        except OSError:  # the peer is gone (WebSocketError is an OSError too)
+            self.close(CLOSE_NORMAL)
+        return None
+
+    def read_message(self) -> str | bytes | None:
+        """Read frames up to the end of a message, answering control frames on the way."""
+        opcode: int | None = None
+        parts: list[bytes] = []
+        texts: list[str] = []
+        size = 0
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        while True:
+            header = self._read_header()
+            if header.opcode >= OPCODE_CLOSE:
+                payload = self._read_payload(header)
+                if header.opcode == OPCODE_CLOSE:
+                    self._answer_close(payload)
+                    return None
+                if header.opcode == OPCODE_PING:
+                    self.send_frame(payload, OPCODE_PONG)
+                continue  # a pong only proves the peer alive, which last_seen recorded
+            if header.opcode == OPCODE_CONTINUATION:
+                if opcode is None:
+                    raise ProtocolError("continuation frame without a message to continue")
+            elif opcode is not None:
+                raise ProtocolError("new message before the last one ended")
+            else:
+                opcode = header.opcode
+            size += header.length
+            if size > self.max_message_bytes:
+                raise MessageTooBig(f"message over {self.max_message_bytes} bytes")
+            payload = self._read_payload(header)
+            if opcode == OPCODE_TEXT:
+                # Decoded as it arrives, so a bad message fails at its first bad frame.
+                texts.append(decoder.decode(payload, final=header.fin))
+            else:
+                parts.append(payload)
+            if header.fin:
+                return "".join(texts) if opcode == OPCODE_TEXT else b"".join(parts)
+
+    def send_frame(self, message: str | bytes, opcode: int) -> None:
+        """Send one whole frame; frames from concurrent greenlets never interleave."""
+        state: Any = self
+        if state.closed:
+            raise WebSocketError("Connection is already closed")
+        self._write_frame(message.encode() if isinstance(message, str) else message, opcode)
+
+    def close(self, code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
+        """Send a close frame with ``code`` and ``message`` (the reason), then stop."""
+        state: Any = self
+        if state.closed:
+            return
+        state.closed = True  # from here on, nothing else is sent
+        reason = message.encode() if isinstance(message, str) else bytes(message or b"")
+        frame = struct.pack("!H", code) + reason[:MAX_REASON_BYTES]
+        sent = False
+        try:
+            # A peer that stopped reading blocks the send; it gets a bounded wait.
+            with contextlib.suppress(gevent.Timeout), gevent.Timeout(CLOSE_TIMEOUT):
+                self._write_frame(frame, OPCODE_CLOSE)
+                sent = True
+        except WebSocketError:
+            sent = True  # the peer is gone already: nothing left to tell it
+        finally:
+            # What the base's close() leaves behind.
+            state.stream = state.raw_write = state.raw_read = state.environ = None
+        if not sent:
+            self.abort()
+
+    def abort(self) -> None:
+        """End the TCP connection at once, waking whatever reads or writes on it."""
+        state: Any = self
+        with contextlib.suppress(OSError, AttributeError):
+            state.handler.socket.shutdown(socket.SHUT_RDWR)
+
+    def _write_frame(self, data: bytes, opcode: int) -> None:
+        header = bytes(Header.encode_header(True, opcode, b"", len(data), 0))
+        with self.write_lock:
+            state: Any = self
+            try:
+                state.raw_write(header + data)
+            except (OSError, TypeError) as error:  # TypeError: closed meanwhile
+                raise WebSocketError("Socket is dead") from error
+
+    def _read_header(self) -> Any:
+        state: Any = self
+        header = Header.decode_header(state.stream)  # rejects long or fragmented control frames
+        self.last_seen = time.monotonic()
+        if header.flags:
+            raise ProtocolError("reserved bits set without an extension")
+        if not header.mask:
+            raise ProtocolError("client frames must be masked")
+        if header.opcode not in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA):
+            raise ProtocolError(f"reserved opcode {header.opcode}")
+        return header
+
+    def _read_payload(self, header: Any) -> bytes:
+        state: Any = self
+        payload: bytes = state.raw_read(header.length) if header.length else b""
+        if len(payload) != header.length:
+            raise WebSocketError("connection closed in the middle of a frame")
+        self.last_seen = time.monotonic()
+        return unmask(payload, header.mask)
+
+    def _answer_close(self, payload: bytes) -> None:
+        if not payload:
+            self.close(CLOSE_NORMAL)
+            return
+        if len(payload) < 2:
+            raise ProtocolError("close frame with a one-byte payload")
+        (code,) = struct.unpack("!H", payload[:2])
+        payload[2:].decode()  # the reason must be UTF-8 (raises UnicodeDecodeError)
+        if not is_valid_close_code(code):
+            raise ProtocolError(f"invalid close code {code}")
+        self.close(code)
