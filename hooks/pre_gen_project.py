@@ -5,7 +5,18 @@ would be right, and exits with status 1; cookiecutter then removes the
 directory it created, so nothing half-made is left behind.
 
 The answers are read as JSON data, never pasted into code, so no answer can
-change what this script does.
+change what this script does. Free text must be one line without control
+characters: it is pasted into TOML strings, a Markdown heading and paragraph,
+and HTML, where a line break would end the string or split the block.
+
+Cookiecutter renders answers given with ``--no-input``/``extra_context`` (and
+a user config's ``default_context``) as Jinja templates before this hook runs:
+the expression 7*7 in double braces arrives here as ``49``, and any code in it
+has already run. This hook cannot undo that, but it refuses such an answer
+rather than build a project from what cookiecutter made of it.
+
+This file is itself rendered by Jinja, so it never spells Jinja's delimiters
+literally outside ``main()``.
 """
 
 from __future__ import annotations
@@ -14,7 +25,11 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from pathlib import Path
 
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
 BROKERS = ("memory", "redis")
@@ -44,15 +59,40 @@ PACKAGE_RE = re.compile(r"[a-z_][a-z0-9_]*")
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 # PEP 440 public version identifiers, canonical form.
 VERSION_RE = re.compile(r"(?:\d+!)?\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?")
+# Control characters (Cc: C0, DEL, C1, so also \n \r \t) and the Unicode line and
+# paragraph separators: Python, TOML and Markdown each treat some of them as line ends.
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+# Jinja's raw block (the way to pass its delimiters literally) and the markup
+# left once raw blocks are removed. "[{]" and "+" keep delimiters out of this text.
+RAW_BLOCK = "{" + "% raw %}...{" + "% endraw %}"
+RAW_BLOCK_RE = re.compile(r"[{]%-?\s*raw\s*-?%[}].*?[{]%-?\s*endraw\s*-?%[}]", re.DOTALL)
+JINJA_MARKUP_RE = re.compile(r"[{](?:[{]|%|#)")
 
 
 class InvalidAnswer(ValueError):
     """An answer that cannot produce a working project."""
 
 
+def check_one_line(name: str) -> Callable[[str], None]:
+    """A check that the answer to ``name`` is one line of text with no surrounding spaces."""
+
+    def check(value: str) -> None:
+        for char in value:
+            if unicodedata.category(char) in LINE_BREAKING:
+                raise InvalidAnswer(
+                    f"{name} {value!r} contains a line break or control character "
+                    f"(U+{ord(char):04X}): write it as one line of plain text."
+                )
+        if value != value.strip():
+            raise InvalidAnswer(f"{name} {value!r} starts or ends with whitespace: remove it.")
+
+    return check
+
+
 def check_project_name(value: str) -> None:
     if not value.strip():
         raise InvalidAnswer("project_name is empty: give the project a name, e.g. 'Chat Server'.")
+    check_one_line("project_name")(value)
 
 
 def check_project_slug(value: str) -> None:
@@ -86,10 +126,25 @@ def check_port(value: str) -> None:
 
 
 def check_author_email(value: str) -> None:
-    if not EMAIL_RE.fullmatch(value):
+    check_one_line("author_email")(value)
+    if not EMAIL_RE.fullmatch(value) or not is_metadata_address(value):
         raise InvalidAnswer(
-            f"author_email {value!r} is not an email address: use the form 'name@example.com'."
+            f"author_email {value!r} is not an email address: use the form 'name@example.com' "
+            "(plain ASCII before the @)."
         )
+
+
+def is_metadata_address(value: str) -> bool:
+    """Whether the generated project's build backend accepts ``value``.
+
+    Hatchling parses ``authors`` emails with the standard library's RFC 5322
+    parser, which refuses non-ASCII local parts and stray quotes, and drops
+    comments: an address it changes is not the one given.
+    """
+    try:
+        return Address(addr_spec=value).addr_spec == value
+    except (ValueError, HeaderParseError):
+        return False
 
 
 def check_version(value: str) -> None:
@@ -115,6 +170,8 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "project_name": check_project_name,
     "project_slug": check_project_slug,
     "package_name": check_package_name,
+    "description": check_one_line("description"),
+    "author_name": check_one_line("author_name"),
     "author_email": check_author_email,
     "version": check_version,
     "python_version": check_choice("python_version", PYTHON_VERSIONS),
@@ -130,9 +187,32 @@ def validate(answers: Mapping[str, object]) -> None:
         check(str(answers[key]))
 
 
+def check_not_evaluated(
+    answers: Mapping[str, object], given: Mapping[str, object], defaults: Mapping[str, object]
+) -> None:
+    """Refuse an answer that cookiecutter has rendered as a Jinja template.
+
+    ``given`` holds the answers as given, before cookiecutter rendered them (its
+    ``_cookiecutter``); ``defaults`` is ``cookiecutter.json``, whose own Jinja
+    defaults (``project_slug``, ``package_name``) are meant to be rendered.
+    """
+    for key, value in given.items():
+        if not isinstance(value, str) or value == defaults.get(key):
+            continue
+        if JINJA_MARKUP_RE.search(RAW_BLOCK_RE.sub("", value)):
+            raise InvalidAnswer(
+                f"{key} {value!r} is Jinja markup, which cookiecutter has already rendered "
+                f"(to {answers[key]!r}) before this check: type the text at the prompt, or "
+                f"wrap it in {RAW_BLOCK} to pass it literally."
+            )
+
+
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    given = json.loads(r"""{{ _cookiecutter | tojson }}""")
+    defaults = json.loads(Path(answers["_repo_dir"], "cookiecutter.json").read_text("utf-8"))
     try:
+        check_not_evaluated(answers, given, defaults)
         validate(answers)
     except InvalidAnswer as error:
         print(f"ERROR: {error}", file=sys.stderr)

@@ -40,6 +40,22 @@ def render(output_dir: Path, *answers: str) -> subprocess.CompletedProcess[str]:
         ("port=http", "port 'http' is not valid"),
         ("author_email=nobody", "author_email 'nobody' is not an email address"),
         ("version=one", "version 'one' is not a PEP 440 version"),
+        ("author_email=zoë@example.com", "author_email 'zoë@example.com' is not an email"),
+        # Free text is one line: a line break would end a TOML string or a Markdown block.
+        ("description=one\ntwo", "description 'one\\ntwo' contains a line break"),
+        ("project_name=Chat\x1fServer", "project_name 'Chat\\x1fServer' contains a line break"),
+        ("author_name=Ada\tLovelace", "author_name 'Ada\\tLovelace' contains a line break"),
+        ("project_name=Chat ", "project_name 'Chat ' starts or ends with whitespace"),
+        # Cookiecutter renders --no-input answers as Jinja: refused, not used as rendered.
+        (
+            "project_name={{ 7*7 }}",
+            "project_name '{{ 7*7 }}' is Jinja markup, which "
+            "cookiecutter has already rendered (to '49')",
+        ),
+        (
+            "description={% for x in range(3) %}x{% endfor %}",
+            "description '{% for x in range(3) %}x{% endfor %}' is Jinja markup",
+        ),
     ],
 )
 def test_bad_answer_is_refused(tmp_path: Path, answer: str, message: str) -> None:
@@ -67,3 +83,20 @@ def test_default_answers_render(tmp_path: Path) -> None:
     done = render(tmp_path)
     assert done.returncode == 0, done.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["falcon-realtime"]
+
+
+def test_code_in_a_no_input_answer_runs_but_makes_no_project(tmp_path: Path) -> None:
+    """A known limit: cookiecutter runs Jinja in ``--no-input`` answers before any hook.
+
+    If this starts failing because the marker is missing, cookiecutter has stopped
+    rendering answers: drop the README's known limit (and the hook's refusal).
+    """
+    marker = tmp_path / "executed"
+    payload = f"{{{{ cycler.__init__.__globals__.os.system('touch {marker}') }}}}"
+    output = tmp_path / "out"
+    done = render(output, f"project_name={payload}", "project_slug=chat")
+    assert marker.exists()
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR: project_name ")
+    assert "is Jinja markup" in done.stderr
+    assert list(output.iterdir()) == []

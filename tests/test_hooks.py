@@ -21,6 +21,8 @@ VALID = {
     "project_name": "Chat Server",
     "project_slug": "chat-server",
     "package_name": "chat_server",
+    "description": "A chat server.",
+    "author_name": "Ada Lovelace",
     "author_email": "ada@example.com",
     "version": "0.1.0",
     "python_version": "3.12",
@@ -40,10 +42,10 @@ def test_hook_choices_match_cookiecutter_json() -> None:
     assert set(pre_gen.PYTHON_VERSIONS) == set(PYTHON_VERSIONS)
 
 
-def test_every_prompt_is_validated_or_free_text() -> None:
-    free_text = {"description", "author_name"}
+def test_every_prompt_is_validated() -> None:
+    # Free text too: it must be one line, whatever else it holds.
     prompts = {key for key in COOKIECUTTER_JSON if not key.startswith("_")}
-    assert prompts - free_text == set(pre_gen.CHECKS)
+    assert prompts == set(pre_gen.CHECKS)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,15 @@ def test_every_prompt_is_validated_or_free_text() -> None:
         ("author_email", "first.last+tag@sub.example.org"),
         ("version", "1.0rc1"),
         ("version", "2024.1.post2.dev3"),
+        # Free text is text: quotes, backslashes, markup, code and any script pass.
+        ("project_name", 'Bob\'s "Chat" \\ {{ 7*7 }} <script> $(rm -rf /) """'),
+        ("project_name", "Café 🚀 שלום 👩\u200d💻"),
+        ("description", ""),
+        ("description", "# Title ``` <!-- {% for x in y %} \u202eRTL"),
+        ("author_name", "O'Brien \\ 😀"),
+        ("author_email", "o'brien@example.com"),
+        ("author_email", '"a\\"b"@example.com'),
+        ("author_email", "zoe@exämple.org"),
     ],
 )
 def test_edge_values_pass(key: str, value: str) -> None:
@@ -88,6 +99,20 @@ def test_edge_values_pass(key: str, value: str) -> None:
         ("author_email", "ada", "is not an email address"),
         ("author_email", "ada@example", "is not an email address"),
         ("author_email", "ada lovelace@example.com", "is not an email address"),
+        # What hatchling's RFC 5322 parser refuses, or silently changes (a comment).
+        ("author_email", "zoë@example.com", "is not an email address"),
+        ("author_email", 'a"b@example.com', "is not an email address"),
+        ("author_email", "a(comment)@example.com", "is not an email address"),
+        ("author_email", "ada@example.com\x00", r"control character \(U\+0000\)"),
+        ("project_name", "Chat\nServer", r"contains a line break or control character \(U\+000A\)"),
+        ("project_name", "Chat\tServer", r"\(U\+0009\)"),
+        ("project_name", "Chat\x7f", r"\(U\+007F\)"),
+        ("project_name", " Chat", "starts or ends with whitespace"),
+        ("description", "one\r\ntwo", r"\(U\+000D\)"),
+        ("description", "one\u2028two", r"\(U\+2028\)"),
+        ("description", "one\x85two", r"\(U\+0085\)"),
+        ("description", "A chat server. ", "starts or ends with whitespace"),
+        ("author_name", "Ada\u2029Lovelace", r"\(U\+2029\)"),
         ("version", "v1", "is not a PEP 440 version"),
         ("version", "1.0-final", "is not a PEP 440 version"),
         ("python_version", "3.9", "python_version '3.9' is not one of the choices"),
@@ -122,12 +147,14 @@ def test_prune_asgi_memory(tmp_path: Path) -> None:
     assert pruned(tmp_path, "asgi-uvicorn", "memory") == {
         "src/chat/asgi.py",
         "src/chat/__main__.py",
+        "src/chat/server.py",
         "src/chat/config.py",
     }
 
 
 def test_prune_wsgi_memory(tmp_path: Path) -> None:
     assert pruned(tmp_path, "wsgi-gevent", "memory") == {
+        "src/chat/websocket.py",
         "src/chat/wsgi.py",
         "src/chat/worker.py",
         "gunicorn.conf.py",
@@ -139,6 +166,7 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
     assert pruned(tmp_path, "asgi-uvicorn", "redis") == {
         "src/chat/asgi.py",
         "src/chat/__main__.py",
+        "src/chat/server.py",
         "src/chat/redis_asyncio.py",
         "src/chat/pubsub.py",
         "tests/redis_server.py",
@@ -150,6 +178,7 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
 
 def test_prune_wsgi_redis(tmp_path: Path) -> None:
     assert pruned(tmp_path, "wsgi-gevent", "redis") == {
+        "src/chat/websocket.py",
         "src/chat/wsgi.py",
         "src/chat/worker.py",
         "src/chat/redis_gevent.py",
@@ -174,3 +203,37 @@ def test_prune_fails_loudly_on_a_missing_file(tmp_path: Path) -> None:
         post_gen.prune(
             tmp_path, {"server": "wsgi-gevent", "broker": "memory", "package_name": "chat"}
         )
+
+
+# The project_slug default in cookiecutter.json, which cookiecutter renders on purpose.
+SLUG_DEFAULT = COOKIECUTTER_JSON["project_slug"]
+
+
+@pytest.mark.parametrize(
+    ("given", "rendered"),
+    [
+        ({"project_name": "Chat Server"}, "Chat Server"),
+        ({"project_slug": SLUG_DEFAULT}, "chat-server"),
+        ({"project_name": "{% raw %}{{ 7*7 }}{% endraw %}"}, "{{ 7*7 }}"),
+        ({"project_name": "{%- raw -%} {# x #} {%- endraw -%}"}, "{# x #}"),
+        ({"server": ["wsgi-gevent", "asgi-uvicorn"]}, "wsgi-gevent"),
+    ],
+)
+def test_literal_and_default_answers_pass(given: dict[str, object], rendered: str) -> None:
+    (key,) = given
+    pre_gen.check_not_evaluated({key: rendered}, given, COOKIECUTTER_JSON)
+
+
+@pytest.mark.parametrize(
+    ("key", "given", "rendered"),
+    [
+        ("project_name", "{{ 7*7 }}", "49"),
+        ("description", "{% for x in range(3) %}x{% endfor %}", "xxx"),
+        ("author_name", "{# gone #}Ada", "Ada"),
+        ("project_slug", SLUG_DEFAULT + "-svc", "chat-server-svc"),
+        ("project_name", "{% raw %}{{ 1 }}{% endraw %}{{ 2 }}", "{{ 1 }}2"),
+    ],
+)
+def test_rendered_jinja_answers_are_refused(key: str, given: str, rendered: str) -> None:
+    with pytest.raises(pre_gen.InvalidAnswer, match=rf"^{key} .* is Jinja markup.*\(to '"):
+        pre_gen.check_not_evaluated({key: rendered}, {key: given}, COOKIECUTTER_JSON)

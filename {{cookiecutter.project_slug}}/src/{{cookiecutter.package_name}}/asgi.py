@@ -232,7 +232,7 @@ def create_app(
 {%- if cookiecutter.broker == "redis" %}
     broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
     # As middleware, the broker starts and stops with the ASGI lifespan.
-    app = falcon.asgi.App(middleware=[guard, broker])
+    app = falcon.asgi.App(middleware=(guard, broker))
 {%- else %}
     broker = MemoryBroker(hub)
     app = falcon.asgi.App(middleware=[guard])
