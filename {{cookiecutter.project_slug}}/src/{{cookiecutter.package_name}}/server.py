@@ -62,12 +62,31 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class ClientFaultsAsWarnings(logging.Filter):
+    """Logs a client's invalid UTF-8 as one warning line, not an error with a traceback.
+
+    uvicorn logs it with ``logger.exception``: any client could fill the log
+    with tracebacks, and real server errors would drown in them.
+    """
+
+    MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.msg in self.MESSAGES:
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration with :class:`RedactTokens` on every handler."""
+    """uvicorn's logging configuration, with this module's filters on every handler."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact_tokens": {"()": f"{__name__}.RedactTokens"}}
+    config["filters"] = {
+        "redact_tokens": {"()": f"{__name__}.RedactTokens"},
+        "client_faults": {"()": f"{__name__}.ClientFaultsAsWarnings"},
+    }
     for handler in config["handlers"].values():
-        handler["filters"] = ["redact_tokens"]
+        handler["filters"] = ["redact_tokens", "client_faults"]
     return config
 
 
