@@ -1,8 +1,10 @@
 """Remove from the rendered project what the answers exclude.
 
 Structure is chosen here, by deleting whole files of the variant that was not
-picked; Jinja conditionals are kept for the few shared files whose text
-differs. After this runs, nothing of the other variant is left.
+picked, and the container and CI files when they are not wanted; Jinja
+conditionals are kept for the few shared files whose text differs. The chosen
+license's text becomes LICENSE. After this runs, nothing of the other variant
+is left.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ REDIS_FILES = (
     "tests/test_scale_out.py",
     "bench/redis_pubsub.py",
 )
+DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
+GITHUB_FILES = (".github",)
+# One text per license choice; the chosen one becomes LICENSE.
+LICENSES_DIR = "licenses"
 
 
 def excluded_files(answers: Mapping[str, str]) -> set[str]:
@@ -41,6 +47,10 @@ def excluded_files(answers: Mapping[str, str]) -> set[str]:
     excluded = set(WSGI_FILES if answers["server"] == "asgi-uvicorn" else ASGI_FILES)
     if answers["broker"] == "memory":
         excluded.update(REDIS_FILES)
+    if answers["use_docker"] == "n":
+        excluded.update(DOCKER_FILES)
+    if answers["ci"] == "none":
+        excluded.update(GITHUB_FILES)
     return excluded
 
 
@@ -59,9 +69,18 @@ def prune(project_dir: Path, answers: Mapping[str, str]) -> None:
     remove_paths(project_dir, excluded_files(answers), answers["package_name"])
 
 
+def install_license(project_dir: Path, license_id: str) -> None:
+    """Keep the chosen license's text as LICENSE (none if proprietary), drop the rest."""
+    texts = project_dir / LICENSES_DIR
+    if license_id != "Proprietary":
+        (texts / license_id).rename(project_dir / "LICENSE")
+    shutil.rmtree(texts)
+
+
 def main() -> None:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     prune(Path.cwd(), answers)
+    install_license(Path.cwd(), answers["license"])
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ from pathlib import Path
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
 BROKERS = ("memory", "redis")
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+YES_NO = ("y", "n")
+CI_SERVICES = ("github", "none")
+LICENSES = ("MIT", "BSD-3-Clause", "Apache-2.0", "Proprietary")
 
 # Modules a generated project imports (or tests with); a package named like
 # one of them would shadow it.
@@ -178,6 +181,9 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "server": check_choice("server", SERVERS),
     "broker": check_choice("broker", BROKERS),
     "port": check_port,
+    "use_docker": check_choice("use_docker", YES_NO),
+    "ci": check_choice("ci", CI_SERVICES),
+    "license": check_choice("license", LICENSES),
 }
 
 
@@ -209,8 +215,14 @@ def check_not_evaluated(
 
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    given = json.loads(r"""{{ _cookiecutter | tojson }}""")
-    defaults = json.loads(Path(answers["_repo_dir"], "cookiecutter.json").read_text("utf-8"))
+    # cruft renders with its own context, which has neither the answers as given
+    # nor _repo_dir: it passes on answers recorded in .cruft.json, checked when made.
+    given = json.loads(r"""{{ _cookiecutter | default({}) | tojson }}""")
+    defaults = (
+        json.loads(Path(answers["_repo_dir"], "cookiecutter.json").read_text("utf-8"))
+        if given
+        else {}
+    )
     try:
         check_not_evaluated(answers, given, defaults)
         validate(answers)

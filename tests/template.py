@@ -14,11 +14,37 @@ COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 SERVERS: list[str] = COOKIECUTTER_JSON["server"]
 BROKERS: list[str] = COOKIECUTTER_JSON["broker"]
 PYTHON_VERSIONS: list[str] = COOKIECUTTER_JSON["python_version"]
+USE_DOCKER: list[str] = COOKIECUTTER_JSON["use_docker"]
+CI_SERVICES: list[str] = COOKIECUTTER_JSON["ci"]
+LICENSES: list[str] = COOKIECUTTER_JSON["license"]
 
-# Every combination of the options that change the project's structure.
+
+def extras(index: int, server: int, broker: int) -> dict[str, str]:
+    """The add-on options for the ``index``-th Python of one server and broker.
+
+    They vary along the existing combinations instead of multiplying them: over its
+    four Pythons each server and broker gets every pairing of ``use_docker`` and
+    ``ci``, and the licenses rotate, so every value is baked with both servers and
+    both brokers.
+    """
+    return {
+        "use_docker": USE_DOCKER[index % 2],
+        "ci": CI_SERVICES[index // 2 % 2],
+        "license": LICENSES[(index + server + broker) % len(LICENSES)],
+    }
+
+
+# Every combination of the options that change the project's structure: server x
+# broker x python_version, each with a spread of the add-on options.
 COMBINATIONS = [
-    {"server": server, "broker": broker, "python_version": version}
-    for server, broker, version in itertools.product(SERVERS, BROKERS, PYTHON_VERSIONS)
+    {
+        "server": server,
+        "broker": broker,
+        "python_version": version,
+        **extras(index, SERVERS.index(server), BROKERS.index(broker)),
+    }
+    for server, broker in itertools.product(SERVERS, BROKERS)
+    for index, version in enumerate(PYTHON_VERSIONS)
 ]
 
 

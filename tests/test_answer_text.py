@@ -223,7 +223,13 @@ def test_prompted_answers_are_taken_literally(tmp_path: Path) -> None:
     name = f"{{{{ cycler.__init__.__globals__.os.system('touch {marker}') }}}} {{{{ 7*7 }}}}"
     description = "{% for x in range(3) %}x{% endfor %} $(touch " + str(marker) + ")"
     # The prompts in cookiecutter.json's order; an empty line takes the default.
-    typed = [name, "chat", "", description, "{{ 7*7 }}", "", "", "", "", "", ""]
+    prompts = [
+        key
+        for key in json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+        if not key.startswith("_")
+    ]
+    typed = [name, "chat", "", description, "{{ 7*7 }}"]
+    typed += [""] * (len(prompts) - len(typed))
     done = subprocess.run(
         [sys.executable, "-m", "cookiecutter", "-o", str(tmp_path / "out"), str(TEMPLATE_DIR)],
         input="\n".join(typed) + "\n",

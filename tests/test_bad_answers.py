@@ -69,7 +69,14 @@ def test_bad_answer_is_refused(tmp_path: Path, answer: str, message: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("answer", "choice"), [("server=flask", "asgi-uvicorn"), ("broker=kafka", "redis")]
+    ("answer", "choice"),
+    [
+        ("server=flask", "asgi-uvicorn"),
+        ("broker=kafka", "redis"),
+        ("use_docker=yes", "['y', 'n']"),
+        ("ci=gitlab", "'none'"),
+        ("license=GPL-3.0", "Apache-2.0"),
+    ],
 )
 def test_choice_outside_the_list_is_refused(tmp_path: Path, answer: str, choice: str) -> None:
     done = render(tmp_path, answer)

@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 from template import (
     BROKERS,
+    CI_SERVICES,
     COOKIECUTTER_JSON,
+    LICENSES,
     PYTHON_VERSIONS,
     SERVERS,
     TEMPLATE_DIR,
+    USE_DOCKER,
     load_hook,
 )
 
@@ -29,6 +32,9 @@ VALID = {
     "server": "asgi-uvicorn",
     "broker": "memory",
     "port": "8000",
+    "use_docker": "y",
+    "ci": "github",
+    "license": "MIT",
 }
 
 
@@ -40,6 +46,9 @@ def test_hook_choices_match_cookiecutter_json() -> None:
     assert set(pre_gen.SERVERS) == set(SERVERS)
     assert set(pre_gen.BROKERS) == set(BROKERS)
     assert set(pre_gen.PYTHON_VERSIONS) == set(PYTHON_VERSIONS)
+    assert set(pre_gen.YES_NO) == set(USE_DOCKER)
+    assert set(pre_gen.CI_SERVICES) == set(CI_SERVICES)
+    assert set(pre_gen.LICENSES) == set(LICENSES)
 
 
 def test_every_prompt_is_validated() -> None:
@@ -118,6 +127,9 @@ def test_edge_values_pass(key: str, value: str) -> None:
         ("python_version", "3.9", "python_version '3.9' is not one of the choices"),
         ("server", "asgi", "server 'asgi' is not one of the choices"),
         ("broker", "kafka", "broker 'kafka' is not one of the choices"),
+        ("use_docker", "yes", "use_docker 'yes' is not one of the choices: use y, n"),
+        ("ci", "gitlab", "ci 'gitlab' is not one of the choices"),
+        ("license", "GPL-3.0", "license 'GPL-3.0' is not one of the choices"),
     ],
 )
 def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
@@ -127,7 +139,7 @@ def test_bad_values_are_refused(key: str, value: str, message: str) -> None:
 
 def make_tree(root: Path, package: str) -> None:
     every = {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}
-    for relative in [*every, "src/{package}/config.py"]:
+    for relative in [*every, "src/{package}/config.py", *OPTIONAL_FILES]:
         path = root / relative.format(package=package)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -137,10 +149,16 @@ def files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
-def pruned(tmp_path: Path, server: str, broker: str) -> set[str]:
+# The files of the add-on options, as they are after pruning when wanted.
+OPTIONAL_FILES = ("Dockerfile", ".dockerignore", "compose.yaml", ".github/workflows/ci.yml")
+ADD_ONS = {"use_docker": "y", "ci": "github"}
+
+
+def pruned(tmp_path: Path, server: str, broker: str, **add_ons: str) -> set[str]:
     make_tree(tmp_path, "chat")
-    post_gen.prune(tmp_path, {"server": server, "broker": broker, "package_name": "chat"})
-    return files(tmp_path)
+    answers = {"server": server, "broker": broker, "package_name": "chat", **ADD_ONS, **add_ons}
+    post_gen.prune(tmp_path, answers)
+    return files(tmp_path) - set(OPTIONAL_FILES)
 
 
 def test_prune_asgi_memory(tmp_path: Path) -> None:
@@ -191,9 +209,51 @@ def test_prune_wsgi_redis(tmp_path: Path) -> None:
     }
 
 
+def test_docker_and_ci_files_are_pruned_when_not_wanted(tmp_path: Path) -> None:
+    make_tree(tmp_path, "chat")
+    answers = {"server": "asgi-uvicorn", "broker": "memory", "package_name": "chat"}
+    post_gen.prune(tmp_path, {**answers, "use_docker": "n", "ci": "none"})
+    assert files(tmp_path) & set(OPTIONAL_FILES) == set()
+    assert not (tmp_path / ".github").exists()
+
+
+def test_docker_and_ci_files_are_kept_when_wanted(tmp_path: Path) -> None:
+    make_tree(tmp_path, "chat")
+    answers = {"server": "asgi-uvicorn", "broker": "memory", "package_name": "chat"}
+    post_gen.prune(tmp_path, {**answers, **ADD_ONS})
+    assert files(tmp_path) >= set(OPTIONAL_FILES)
+
+
+def make_licenses(root: Path) -> None:
+    (root / post_gen.LICENSES_DIR).mkdir(parents=True)
+    for license_id in LICENSES:
+        if license_id != "Proprietary":
+            (root / post_gen.LICENSES_DIR / license_id).write_text(f"{license_id} text")
+
+
+@pytest.mark.parametrize("license_id", [lid for lid in LICENSES if lid != "Proprietary"])
+def test_the_chosen_license_becomes_license(tmp_path: Path, license_id: str) -> None:
+    make_licenses(tmp_path)
+    post_gen.install_license(tmp_path, license_id)
+    assert files(tmp_path) == {"LICENSE"}
+    assert (tmp_path / "LICENSE").read_text() == f"{license_id} text"
+
+
+def test_proprietary_gets_no_license_file(tmp_path: Path) -> None:
+    make_licenses(tmp_path)
+    post_gen.install_license(tmp_path, "Proprietary")
+    assert files(tmp_path) == set()
+
+
+def test_every_license_choice_has_a_text() -> None:
+    texts = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / post_gen.LICENSES_DIR
+    assert {path.name for path in texts.iterdir()} == set(LICENSES) - {"Proprietary"}
+
+
 def test_every_pruned_path_exists_in_the_template() -> None:
     template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
-    for relative in {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}:
+    every = {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}
+    for relative in every | {*post_gen.DOCKER_FILES, *post_gen.GITHUB_FILES}:
         assert (template / relative.format(package="{{cookiecutter.package_name}}")).exists()
 
 
@@ -201,7 +261,8 @@ def test_prune_fails_loudly_on_a_missing_file(tmp_path: Path) -> None:
     # A renamed template file must not be silently left unpruned.
     with pytest.raises(FileNotFoundError):
         post_gen.prune(
-            tmp_path, {"server": "wsgi-gevent", "broker": "memory", "package_name": "chat"}
+            tmp_path,
+            {"server": "wsgi-gevent", "broker": "memory", "package_name": "chat", **ADD_ONS},
         )
 
 

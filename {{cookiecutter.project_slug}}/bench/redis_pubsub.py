@@ -42,7 +42,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,19 +52,21 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
-from fanout import (
+from common import (
     BenchError,
     connect_options,
     log_findings,
+    now_us,
     percentile,
     positive,
     project_metadata,
     ratio,
     read_log,
     retrieve,
-    stop_on_sigterm,
+    run_bench,
 )
 from redis.exceptions import RedisError
+from servers import PROJECT_ENV
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -85,11 +86,6 @@ MAX_MESSAGES = 1_000_000
 MAX_SENDERS = 64
 MAX_IN_FLIGHT = 128  # all senders' windows together: well inside a server's outbox (256)
 MAX_TEXT = 4096  # the project's longest message text
-
-
-def now_us() -> int:
-    """Microseconds on ``CLOCK_MONOTONIC``: one clock for every process of the machine."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
 
 def stamped(sender: int, number: int, length: int) -> str:
@@ -476,7 +472,7 @@ def project_server(label: str, log_dir: Path, redis_url: str) -> Iterator[Runnin
     sys.path.insert(0, str(PROJECT_DIR / "tests"))
     import live_server
 
-    env = {"REDIS_URL": redis_url, "REDIS_PREFIX": PREFIX, "WORKERS": "1", "LOG_LEVEL": "warning"}
+    env = {**PROJECT_ENV, "REDIS_URL": redis_url, "REDIS_PREFIX": PREFIX, "WORKERS": "1"}
     try:
         server = live_server.start_server(log_dir, env)
     except live_server.ServerStartError as error:
@@ -869,15 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.receive is not None:
         asyncio.run(serve_receiver(options))
         return 0
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
-        return bench(options)
-    except BenchError as error:
-        print(f"redis_pubsub: ERROR: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("redis_pubsub: interrupted; every process it started is stopped", file=sys.stderr)
-        return 130
+    return run_bench("redis_pubsub", lambda: bench(options))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ import pytest
 from live_server import Server, start_server, stop_server
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package by default; CHROMIUM=/path/to/chrome points the test at another build.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# SCREENSHOT_PATH=client.png saves a picture of the page at the end of the chat test.
+SCREENSHOT_PATH = os.environ.get("SCREENSHOT_PATH")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -65,7 +68,7 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = (
             f"Chromium not found at {CHROMIUM}: install Debian's package "
-            "(apt-get install chromium) to run the browser test"
+            "(apt-get install chromium), or set CHROMIUM, to run the browser test"
         )
         if os.environ.get("CI"):
             pytest.fail(message)
@@ -170,5 +173,7 @@ def test_two_pages_chat_and_recover_from_a_server_restart(
         expect_message(page, "alice is back")
         expect_message(page, "bob is back")
         expect(page.get_by_test_id("log").locator('[data-kind="message"]')).to_have_count(4)
+    if SCREENSHOT_PATH:
+        alice.screenshot(path=SCREENSHOT_PATH)
     assert live.current is not None
     assert TOKEN not in live.current.log()  # it was in every handshake, and is in no log line

@@ -32,6 +32,10 @@ def test_parses_valid_messages(frame: str, expected: protocol.ClientMessage) -> 
     ("frame", "code"),
     [
         ("", "invalid_json"),
+        ("[" * 100_000, "invalid_json"),  # nested past the recursion limit
+        ('{"type":"ping","n":' + "9" * 10_000 + "}", "invalid_json"),  # past int's digit limit
+        ('{"type":"message","room":"r","text":"\\ud800"}', "invalid_text"),  # a lone surrogate
+        ('{"type":"message","room":"r","text":"a\\udfffb"}', "invalid_text"),
         ("{", "invalid_json"),
         ("not json", "invalid_json"),
         ("[]", "invalid_message"),

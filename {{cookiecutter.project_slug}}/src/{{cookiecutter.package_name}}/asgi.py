@@ -6,6 +6,8 @@ environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -28,6 +30,7 @@ from .rooms import Hub
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TRY_AGAIN_LATER = 1013
+FLUSH_TIMEOUT = 1.0
 
 
 class RawText(TextBaseHandlerWS):
@@ -50,6 +53,37 @@ class RawBinary(BinaryBaseHandlerWS):
 
     def deserialize(self, payload: bytes) -> object:
         return payload
+
+
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+HTTP_VERSIONS = frozenset({"1.0", "1.1", "2", "3"})
+
+
+class SupportedHTTPVersions:
+    """Answers 400 to HTTP versions falcon cannot serve.
+
+    uvicorn's parser lets an HTTP/0.9 request line through, and falcon refuses
+    its scope with an exception: a 500 and a traceback for any client to cause.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "http" and scope.get("http_version") not in HTTP_VERSIONS:
+            headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": b"HTTP/1.0 or newer required"})
+            return
+        await self.app(scope, receive, send)
 
 
 class GuardMiddleware:
@@ -186,8 +220,18 @@ class RoomsResource:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if outbox.closed.is_set():
+            # What was queued before the close (the errors that led to it, say) goes
+            # first, for a bounded time: a reader too slow for its outbox takes nothing.
+            flush = asyncio.create_task(self._send_queued(ws, outbox))
+            await asyncio.wait({flush}, timeout=FLUSH_TIMEOUT)
+            flush.cancel()
             with contextlib.suppress(falcon.WebSocketDisconnected):
                 await ws.close(outbox.close_code, outbox.close_reason)
+
+    async def _send_queued(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            while not outbox.frames.empty():
+                await ws.send_text(outbox.frames.get_nowait())
 
     async def _send_frames(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
@@ -250,4 +294,4 @@ def create_app(
     return app
 
 
-app = create_app()
+app = SupportedHTTPVersions(create_app())

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from .rooms import Deliver, Effect, Hub, Publish, Recount
+from .rooms import Close, Deliver, Effect, Hub, Publish, Recount
 
 
 class Broker(Protocol):
@@ -43,14 +43,16 @@ def run(
 
     What an effect causes waits behind the effects made before it: a member
     dropped while a join is announced has its departure announced after the
-    join, so everyone's last count is the newest one. Deliveries are local;
-    ``remote`` carries out publishes and recounts.
+    join, so everyone's last count is the newest one. Deliveries and closes are
+    local; ``remote`` carries out publishes and recounts.
     """
     pending = deque(effects)
     while pending:
         effect = pending.popleft()
         if isinstance(effect, Deliver):
             pending.extend(hub.deliver(effect.connection_id, effect.frame))
+        elif isinstance(effect, Close):
+            pending.extend(hub.close(effect.connection_id, effect.code, effect.reason))
         else:
             pending.extend(remote(effect))
 

@@ -16,6 +16,7 @@ from typing import Any
 MAX_ROOM_LENGTH = 64
 MAX_TEXT_LENGTH = 4096
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
+SURROGATES = re.compile("[\ud800-\udfff]")
 """Room names: ASCII letters, digits, ``_``, ``-``, ``.`` or ``:``, at most 64 of them."""
 
 
@@ -77,7 +78,7 @@ def parse(frame: str) -> ClientMessage:
     """Parse and validate one text frame; raise :class:`ProtocolError` if it is unusable."""
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting such as [[[[…]]]]
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("invalid_message", 'a message is a JSON object with a string "type"')
@@ -105,9 +106,14 @@ def _room(data: dict[str, Any]) -> str:
 
 def _text(data: dict[str, Any]) -> str:
     text = data.get("text")
-    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
+    # JSON can spell lone surrogates (\ud800), which no UTF-8 frame can carry on.
+    if (
+        not isinstance(text, str)
+        or not 1 <= len(text) <= MAX_TEXT_LENGTH
+        or SURROGATES.search(text) is not None
+    ):
         raise ProtocolError(
-            "invalid_text", f'"text" must be a string of 1-{MAX_TEXT_LENGTH} characters'
+            "invalid_text", f'"text" must be a string of 1-{MAX_TEXT_LENGTH} Unicode characters'
         )
     return text
 

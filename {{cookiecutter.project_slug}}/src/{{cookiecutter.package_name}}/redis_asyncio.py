@@ -28,7 +28,7 @@ from .pubsub import (
     encode_envelope,
     recount_arguments,
 )
-from .rooms import Deliver, Effect, Hub, Publish, Recount
+from .rooms import Close, Deliver, Effect, Hub, Publish, Recount
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class RedisBroker(Subscriber):
             effect = pending.popleft()
             if isinstance(effect, Deliver):
                 pending.extend(self.hub.deliver(effect.connection_id, effect.frame))
+            elif isinstance(effect, Close):
+                pending.extend(self.hub.close(effect.connection_id, effect.code, effect.reason))
             else:
                 pending.extend(await self._remote(effect))
 

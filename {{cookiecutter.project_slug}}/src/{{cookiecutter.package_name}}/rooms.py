@@ -90,7 +90,16 @@ class Recount:
     announcements: tuple[Announcement, ...]
 
 
-Effect = Deliver | Publish | Recount
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close a connection of this process with ``code``, after what was queued for it before."""
+
+    connection_id: str
+    code: int
+    reason: str
+
+
+Effect = Deliver | Publish | Recount | Close
 
 
 class Hub:
@@ -160,9 +169,8 @@ class Hub:
             detail = f"over {self.rate_limit:g} messages per second: slow down"
             return [Deliver(connection_id, protocol.error("rate_limited", detail))]
         if verdict is Verdict.CLOSE:
-            outbox = self._outboxes[connection_id]
-            outbox.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
-            return self.disconnect(connection_id)
+            # An effect, not at once: the errors before it may still be on their way.
+            return [Close(connection_id, CLOSE_POLICY_VIOLATION, "rate limit exceeded")]
         try:
             message = protocol.parse(frame)
             if isinstance(message, Say):
@@ -183,6 +191,14 @@ class Hub:
         if outbox is None or outbox.offer(frame):
             return []
         return self._drop(connection_id, outbox)
+
+    def close(self, connection_id: str, code: int, reason: str) -> list[Effect]:
+        """Ask a local connection's adapter to close it, and forget it."""
+        outbox = self._outboxes.get(connection_id)
+        if outbox is None:
+            return []
+        outbox.close(code, reason)
+        return self.disconnect(connection_id)
 
     def fan_out(
         self, room: str, frame: str, skip: str | None = None, only: str | None = None

@@ -76,13 +76,14 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         max_message_bytes: Largest message the peer may send.
     """
 
-    __slots__ = ("last_seen", "max_message_bytes", "write_lock")
+    __slots__ = ("last_seen", "max_message_bytes", "peer_closed", "write_lock")
 
     def __init__(self, environ: Any, stream: Any, handler: Any, max_message_bytes: int) -> None:
         super().__init__(environ, stream, handler)
         self.max_message_bytes = max_message_bytes
         self.write_lock = gevent.lock.Semaphore()
         self.last_seen = time.monotonic()
+        self.peer_closed = False  # its close frame came, or the connection is gone
 
     def receive(self) -> str | bytes | None:
         """The next message: ``str`` for text, ``bytes`` for binary, None once closed.
@@ -101,6 +102,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         except ProtocolError as error:
             self.close(CLOSE_PROTOCOL_ERROR, str(error))
         except OSError:  # the peer is gone (WebSocketError is an OSError too)
+            self.peer_closed = True
             self.close(CLOSE_NORMAL)
         return None
 
@@ -163,11 +165,26 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
                 sent = True
         except WebSocketError:
             sent = True  # the peer is gone already: nothing left to tell it
-        finally:
-            # What the base's close() leaves behind.
-            state.stream = state.raw_write = state.raw_read = state.environ = None
         if not sent:
             self.abort()
+
+    def wait_closed(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """After our close frame, drop what the peer still sends, up to its own close frame.
+
+        Closing a TCP connection with unread data in it resets the connection, and
+        the reset can destroy our close frame before the peer reads it.
+        """
+        if self.peer_closed:
+            return
+        with contextlib.suppress(gevent.Timeout, OSError), gevent.Timeout(timeout):
+            while True:
+                header = self._read_header()
+                if header.length > self.max_message_bytes:
+                    return
+                self._read_payload(header)
+                if header.opcode == OPCODE_CLOSE:
+                    self.peer_closed = True
+                    return
 
     def abort(self) -> None:
         """End the TCP connection at once, waking whatever reads or writes on it."""
@@ -205,6 +222,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         return unmask(payload, header.mask)
 
     def _answer_close(self, payload: bytes) -> None:
+        self.peer_closed = True
         if not payload:
             self.close(CLOSE_NORMAL)
             return

@@ -38,6 +38,7 @@ from .guard import redact
 from .websocket import ACCEPT, OPCODE_PING, WebSocket
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
 WEBSOCKET_VERSION = "13"
 
@@ -107,6 +108,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
     environ: dict[str, Any]
     websocket: WebSocket | None = None
     pinger: gevent.Greenlet[..., None] | None = None
+    failed = False  # the app crashed while it had the websocket
 
     def read_requestline(self) -> str:
         if self.shutting_down:
@@ -119,7 +121,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
         return line
 
     def run_application(self) -> None:
-        self.websocket = None
+        self.websocket, self.failed = None, False
         if not is_upgrade_request(self.environ):
             super().run_application()
             return
@@ -164,18 +166,24 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
         return websocket
 
     def end_websocket(self, websocket: WebSocket) -> None:
-        """After the app is done with ``websocket``: close it if the app did not."""
+        """After the app is done with ``websocket``: close it if the app did not, with
+        1011 if the app failed."""
         if self.pinger is not None:
             self.pinger.kill(block=False)
         self.open_sockets.discard(websocket)
+        if self.failed:
+            websocket.close(CLOSE_INTERNAL_ERROR, "internal server error")
         websocket.close()
+        websocket.wait_closed()
         self.environ["wsgi.websocket"] = None
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], None]:
         if self.websocket is not None:
-            # After a 101 the app's own status and body mean nothing to the peer.
+            # After a 101 the app's own status and body mean nothing to the peer,
+            # but a 5xx says that it failed (falcon turns the exception into one).
+            self.failed = status.startswith("5")
             return lambda data: None
         writer: Callable[[bytes], None] = super().start_response(status, headers, exc_info)
         return writer
@@ -187,6 +195,10 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
     def log_request(self) -> None:
         # gunicorn's access log prints the request's URI and query: redact tokens in them.
         environ = self.environ
+        if environ is None:
+            # gevent has answered a request line too broken to parse with 400 itself;
+            # gunicorn's access log cannot describe a request that has no environ.
+            return
         self.environ = {
             **environ,
             "RAW_URI": redact(environ.get("RAW_URI", "")),

@@ -35,6 +35,7 @@ from .websocket import ACCEPT, WebSocket
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TRY_AGAIN_LATER = 1013
+FLUSH_TIMEOUT = 1.0
 
 
 class GuardMiddleware:
@@ -168,6 +169,11 @@ class RoomsResource:
             self.broker.submit(self.hub.disconnect(connection_id))
             gevent.killall(greenlets)
         if outbox.closed.is_set():
+            # What was queued before the close (the errors that led to it, say) goes
+            # first, for a bounded time: a reader too slow for its outbox takes nothing.
+            with contextlib.suppress(gevent.Timeout, WebSocketError), gevent.Timeout(FLUSH_TIMEOUT):
+                while not outbox.frames.empty():
+                    ws.send(outbox.frames.get_nowait())
             ws.close(outbox.close_code, outbox.close_reason)
 
     def _send_frames(self, ws: WebSocket, outbox: Outbox) -> None:

@@ -1,0 +1,176 @@
+"""``make bench`` of the template: both variants beside raw websockets, Starlette and aiohttp.
+
+It renders each server variant (default answers, memory broker) into ``--build-dir``, installs
+each with its own ``make install``, and runs the rendered project's own benchmark
+(``bench/run.py``, the same workloads and load client as the project's ``make bench``) on five
+servers at once: the two variants, each one worker, and the peers, each one process: the raw
+``websockets`` reference (the project's ``bench/reference.py``), Starlette on uvicorn and aiohttp
+(``bench/peers/``). With ``redis-server`` installed, it then runs each ``broker=redis`` variant's
+``bench/redis_pubsub.py`` (two processes through Redis). It writes ``benchmarks.md``,
+``benchmarks.png`` and ``benchmarks.json`` into ``--out``.
+
+Arguments it does not know go to ``bench/run.py`` (``--tiny``, ``--seconds 5``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import render
+import report
+
+BENCH_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = BENCH_DIR.parent
+SERVERS = ("asgi-uvicorn", "wsgi-gevent")
+LABELS = {"asgi-uvicorn": "falcon ASGI (uvicorn)", "wsgi-gevent": "falcon WSGI (gunicorn+gevent)"}
+TINY_REDIS = ["--messages", "200", "--senders", "1"]
+RUN_TIMEOUT = 3600  # seconds any one benchmark script may take, whatever it is told
+
+
+def server_specs(projects: Sequence[render.Project]) -> list[dict[str, object]]:
+    """The servers of the run, as ``bench/run.py --servers`` reads them."""
+    bench = projects[0].path / "bench"
+    sys.path.insert(0, str(bench))
+    from servers import PROJECT_ENV  # the rendered project's own benchmark settings
+
+    env = {**PROJECT_ENV, "HOST": "127.0.0.1", "PORT": "{port}", "WORKERS": "1"}
+    commands = {
+        "asgi-uvicorn": lambda p: [p.python, "-m", p.package],
+        "wsgi-gevent": lambda p: [p.python, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+    }
+    specs: list[dict[str, object]] = [
+        {
+            "label": LABELS[p.server],
+            "command": commands[p.server](p),
+            "cwd": str(p.path),
+            "env": env,
+        }
+        for p in projects
+    ]
+    peer = [sys.executable]
+    specs += [
+        {
+            "label": "raw websockets",
+            "command": [*peer, str(bench / "reference.py"), "--port", "{port}"],
+            "reference": True,
+        },
+        {
+            "label": "Starlette (uvicorn)",
+            "command": [*peer, str(BENCH_DIR / "peers" / "starlette_app.py"), "--port", "{port}"],
+        },
+        {
+            "label": "aiohttp",
+            "command": [*peer, str(BENCH_DIR / "peers" / "aiohttp_app.py"), "--port", "{port}"],
+        },
+    ]
+    return specs
+
+
+def tee(command: Sequence[str], cwd: Path) -> tuple[int, str]:
+    """Run ``command``, echoing its output as it comes; its exit code and its output."""
+    process = subprocess.Popen(  # the benchmark scripts of the rendered projects
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    # Its own session: a timeout stops the script and whatever servers it started.
+    timer = threading.Timer(RUN_TIMEOUT, lambda: os.killpg(process.pid, signal.SIGKILL))
+    timer.start()
+    lines = []
+    try:
+        assert process.stdout is not None  # made with a pipe above
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        return process.wait(), "".join(lines)
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def redis_sections(options: argparse.Namespace, cookiecutter: str) -> list[str]:
+    """Workload 4: each ``broker=redis`` variant's Redis pub/sub benchmark, as it printed it."""
+    if options.no_redis:
+        return []
+    if shutil.which("redis-server") is None:
+        return [
+            "## Redis broker\n\nNot measured: `redis-server` is not installed "
+            "(apt-get install redis-server)."
+        ]
+    sections = []
+    for server in SERVERS:
+        project = render.render(cookiecutter, options.build_dir, server, "redis")
+        arguments = TINY_REDIS if options.tiny else []
+        code, output = tee([project.python, "bench/redis_pubsub.py", *arguments], project.path)
+        if code != 0:
+            raise SystemExit(f"bench: the Redis benchmark of {server} failed ({code})")
+        # One level down: the page's own heading says which variant this is.
+        output = output.replace("## ", "### ", 1)
+        sections.append(f"## Redis broker, {LABELS[server]}\n\n{output}")
+    return sections
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--cookiecutter", default=str(TEMPLATE_DIR / ".venv" / "bin" / "cookiecutter")
+    )
+    parser.add_argument("--build-dir", type=Path, default=TEMPLATE_DIR / "build" / "bench")
+    parser.add_argument("--out", type=Path, default=TEMPLATE_DIR / "docs")
+    parser.add_argument("--no-redis", action="store_true", help="skip workload 4")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long workloads: a smoke run")
+    options, run_arguments = parser.parse_known_args(argv)
+    load_average = os.getloadavg()
+    print(
+        f"bench: rendering and installing {', '.join(SERVERS)} into {options.build_dir}", flush=True
+    )
+    projects = [
+        render.render(options.cookiecutter, options.build_dir, s, "memory") for s in SERVERS
+    ]
+    options.out.mkdir(parents=True, exist_ok=True)
+    specs_path, results_path = options.build_dir / "servers.json", options.out / "benchmarks.json"
+    specs_path.write_text(json.dumps(server_specs(projects), indent=1))
+    command = [
+        sys.executable,
+        "bench/run.py",
+        "--servers",
+        str(specs_path),
+        "--json",
+        str(results_path),
+    ]
+    command += ["--tiny"] * options.tiny + run_arguments
+    code, output = tee(command, projects[0].path)
+    if code != 0:
+        print(f"bench: the websocket benchmark failed ({code})", file=sys.stderr)
+        return code
+    sections = [output, *redis_sections(options, options.cookiecutter)]
+    environments = {LABELS[p.server]: render.versions(p.python) for p in projects}
+    environments["peers and load client"] = render.versions(sys.executable)
+    results = json.loads(results_path.read_text())["results"]
+    report.chart(results, options.out / report.CHART_NAME)
+    invocation = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
+    (options.out / "benchmarks.md").write_text(
+        report.page(sections, environments, invocation, load_average)
+    )
+    print(f"bench: wrote {options.out / 'benchmarks.md'} and {options.out / report.CHART_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

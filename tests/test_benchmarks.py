@@ -1,0 +1,31 @@
+"""The template's ``make bench`` runs end to end: a tiny workload, no figures checked."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from template import TEMPLATE_DIR
+
+# Lines the page must have: the table's reference row and the client's calibration.
+EXPECTED = ("| raw websockets |", "| aiohttp |", "| Starlette (uvicorn) |", "client ceiling:")
+
+
+def test_make_bench_writes_the_page_and_chart(tmp_path: Path) -> None:
+    out = tmp_path / "docs"
+    arguments = f"--tiny --out {out} --build-dir {tmp_path / 'build'}"
+    done = subprocess.run(
+        ["make", "bench", f"BENCH_ARGS={arguments}"],
+        cwd=TEMPLATE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    page = (out / "benchmarks.md").read_text()
+    for line in EXPECTED:
+        assert line in page, page
+    assert "falcon ASGI (uvicorn)" in page
+    assert "falcon WSGI (gunicorn+gevent)" in page
+    assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,64 @@
+"""The benchmark's markdown table: absolute figures, each with its ratio to the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from workloads import Result
+
+Figure = Callable[[Result], float | None]
+
+
+def columns(results: Sequence[Result]) -> list[tuple[str, Figure, str]]:
+    """(heading, figure, format) of every column that some result has a value for."""
+    levels = sorted({level for result in results for level in result.idle_kib}, key=int)
+    candidates: list[tuple[str, Figure, str]] = [
+        ("echo round trips/s", lambda r: r.echo_rate, ",.0f"),
+        ("echo p50 (ms)", lambda r: r.echo_p50, ".2f"),
+        ("echo p99 (ms)", lambda r: r.echo_p99, ".2f"),
+        ("fan-out all reached p50 (ms)", lambda r: r.fanout_p50, ".2f"),
+        ("fan-out all reached p99 (ms)", lambda r: r.fanout_p99, ".2f"),
+    ]
+    candidates += [
+        (f"idle KiB/conn at {int(level):,}", idle_figure(level), ".1f") for level in levels
+    ]
+    return [column for column in candidates if any(column[1](r) is not None for r in results)]
+
+
+def idle_figure(level: str) -> Figure:
+    return lambda result: result.idle_kib.get(level)
+
+
+def cell(value: float | None, reference: float | None, spec: str) -> str:
+    if value is None:
+        return "-"
+    if not reference:
+        return format(value, spec)
+    return f"{value:{spec}} ({value / reference:.2f}x)"
+
+
+def table(results: Sequence[Result]) -> str:
+    """One row per server; ``(0.80x)`` is the ratio to the reference's figure in that column."""
+    reference = next((result for result in results if result.reference), None)
+    chosen = columns(results)
+    header = ["server", "compression", *(heading for heading, _, _ in chosen)]
+    rows = [header, ["---", "---"] + ["---:"] * len(chosen)]
+    for result in results:
+        cells = [
+            cell(figure(result), figure(reference) if reference else None, spec)
+            for _, figure, spec in chosen
+        ]
+        rows.append([result.label, result.compression, *cells])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def load_table(results: Sequence[Result]) -> str:
+    """Who was busy: the server's and the load clients' share of a CPU during the workloads."""
+    rows = [
+        ["server", "echo: server CPU", "echo: CPU per load client", "fan-out: client CPU/round"],
+        ["---", "---:", "---:", "---:"],
+    ]
+    for result in results:
+        shares = [result.echo_server_cpu, result.echo_client_cpu, result.fanout_client_cpu]
+        rows.append([result.label, *("-" if s is None else f"{s:.0%}" for s in shares)])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
