@@ -44,7 +44,8 @@ from raw_websocket import (
     upgrade,
 )
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 from ws_client import SERVER_EVENT, RoomsClient
 
 ENDPOINTS = ["/ws", "/ws/echo"]
@@ -98,7 +99,7 @@ def assert_healthy(server: Server, log_offset: int = 0) -> None:
     assert "Traceback" not in log, log[-3000:]
 
 
-def close_of(ws: ClientConnection, timeout: float = 5) -> int | None:
+def close_of(ws: Connection, timeout: float = 5) -> int | None:
     """Read until the server closes ``ws``; the close code it sent (None: no close frame)."""
     try:
         while True:
@@ -493,7 +494,7 @@ def test_echo_is_not_rate_limited(limits_server: Server) -> None:
 
 
 @contextlib.contextmanager
-def welcomed_connection(server: Server, timeout: float = 5) -> Iterator[ClientConnection]:
+def welcomed_connection(server: Server, timeout: float = 5) -> Iterator[Connection]:
     """A /ws connection that got its welcome, retrying while the server says 1013."""
     deadline = time.monotonic() + timeout
     while True:

@@ -20,7 +20,8 @@ import pytest
 from live_server import Server, start_server, stop_server
 from raw_websocket import frame, open_websocket, read_response_head, status_of
 from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 from ws_client import SERVER_EVENT
 
 LONG_DRAIN = 30  # nothing should make a server wait this out
@@ -43,9 +44,9 @@ def draining_server(tmp_path: Path, env: dict[str, str], drain: int) -> Iterator
         stop_server(server)  # harmless once it has exited; kills what is left otherwise
 
 
-def open_clients(server: Server, stack: contextlib.ExitStack) -> list[ClientConnection]:
+def open_clients(server: Server, stack: contextlib.ExitStack) -> list[Connection]:
     """Half on ``/ws`` (joined to a room), half on ``/ws/echo``, each seen working."""
-    clients = []
+    clients: list[Connection] = []
     for n in range(CLIENTS):
         if n % 2:
             ws = stack.enter_context(connect(f"{server.ws_url}/ws", open_timeout=5))
@@ -59,7 +60,7 @@ def open_clients(server: Server, stack: contextlib.ExitStack) -> list[ClientConn
     return clients
 
 
-def close_code_of(ws: ClientConnection, timeout: float) -> int | None:
+def close_code_of(ws: Connection, timeout: float) -> int | None:
     """Read until the server closes ``ws``: the code of its close frame (None: none came)."""
     try:
         while True:
