@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 
 import falcon
 
+from .config import Settings
+
 Authenticate = Callable[[falcon.Request], bool]
 """Decides, from its falcon request, whether a websocket handshake may proceed."""
 
@@ -40,6 +42,15 @@ class HandshakeGuard:
     ) -> None:
         self.allowed_origins = frozenset(_normal_origin(origin) for origin in allowed_origins)
         self.authenticate = authenticate
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, authenticate: Authenticate | None = None
+    ) -> HandshakeGuard:
+        """The guard ``settings`` ask for; ``authenticate`` defaults to the ``AUTH_TOKEN`` check."""
+        if authenticate is None and settings.auth_token:
+            authenticate = token_check(settings.auth_token)
+        return cls(settings.allowed_origins, authenticate)
 
     def refusal(self, req: falcon.Request) -> str | None:
         """Why the handshake ``req`` must be refused, or None if it may proceed."""

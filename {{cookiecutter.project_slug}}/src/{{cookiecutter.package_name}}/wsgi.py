@@ -25,7 +25,7 @@ from .broker import Broker, MemoryBroker, health
 {%- endif %}
 from .config import Settings
 from .errors import upgrade_required
-from .guard import Authenticate, HandshakeGuard, token_check
+from .guard import Authenticate, HandshakeGuard
 from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_gevent import RedisBroker
@@ -210,9 +210,7 @@ def create_app(
         rate_limit=settings.rate_limit,
         rate_burst=settings.rate_burst,
     )
-    if authenticate is None and settings.auth_token:
-        authenticate = token_check(settings.auth_token)
-    guard = GuardMiddleware(HandshakeGuard(settings.allowed_origins, authenticate))
+    guard = GuardMiddleware(HandshakeGuard.from_settings(settings, authenticate))
 {%- if cookiecutter.broker == "redis" %}
     broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
     broker.start()
