@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -60,3 +63,18 @@ def load_hook(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_make(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run ``make`` in a baked project, its output captured; it fails only by its status."""
+    # The baked Makefile uses uv when it is on PATH: the one installed beside this pytest.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["make", *arguments],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )

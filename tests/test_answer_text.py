@@ -15,7 +15,6 @@ test_bad_answers.py). Typed at the prompt, answers are taken as they are:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tomllib
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 from interpreters import find_python
 from markdown_it import MarkdownIt  # installed with cookiecutter (through rich)
-from template import SERVERS, TEMPLATE_DIR
+from template import SERVERS, TEMPLATE_DIR, run_make
 
 FREE_TEXT = ("project_name", "description", "author_name")
 BIN = Path(sys.executable).parent
@@ -269,15 +268,5 @@ def test_make_lint_passes_on_a_hostile_project(cookies: Any, tmp_path: Path) -> 
         {**answers["quotes"], "project_name": answers["unicode"]["project_name"]},
         python_version="3.12",
     )
-    # The baked Makefile uses uv when it is on PATH: the one installed beside this pytest.
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["make", "lint", f"PYTHON={python}"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = run_make(project, "lint", f"PYTHON={python}")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from interpreters import find_python
-from template import COMBINATIONS, PYTHON_VERSIONS, combination_id
+from template import COMBINATIONS, PYTHON_VERSIONS, combination_id, run_make
 
 # Words that must not appear anywhere in a project without the option's value.
 EXCLUDED_WORDS = {
@@ -165,16 +163,8 @@ def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str
         pytest.skip(reason)
     project = bake(cookies, answers)
     bench_args, bench_line = TINY_BENCH[answers["broker"]]
-    # The baked Makefile uses uv when it is on PATH: the one installed beside this pytest.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["make", "lint", "test", "bench", f"PYTHON={python}", f"BENCH_ARGS={bench_args}"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    done = run_make(
+        project, "lint", "test", "bench", f"PYTHON={python}", f"BENCH_ARGS={bench_args}"
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert re.search(r"\d+ passed", done.stdout), done.stdout
