@@ -27,6 +27,7 @@ WSGI_FILES = (
     "src/{package}/worker.py",
     "src/{package}/redis_gevent.py",
     "gunicorn.conf.py",
+    "tests/test_websocket.py",
 )
 REDIS_FILES = (
     "src/{package}/pubsub.py",

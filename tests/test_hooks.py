@@ -175,6 +175,7 @@ def test_prune_wsgi_memory(tmp_path: Path) -> None:
         "src/chat/websocket.py",
         "src/chat/wsgi.py",
         "src/chat/worker.py",
+        "tests/test_websocket.py",
         "gunicorn.conf.py",
         "src/chat/config.py",
     }
@@ -199,6 +200,7 @@ def test_prune_wsgi_redis(tmp_path: Path) -> None:
         "src/chat/websocket.py",
         "src/chat/wsgi.py",
         "src/chat/worker.py",
+        "tests/test_websocket.py",
         "src/chat/redis_gevent.py",
         "gunicorn.conf.py",
         "src/chat/pubsub.py",

@@ -27,6 +27,9 @@ from ws_client import SERVER_EVENT
 LONG_DRAIN = 30  # nothing should make a server wait this out
 DRAIN_TIMEOUT = 5
 EXIT_MARGIN = 2.0
+# Each worker of a multi-worker server notices its SIGTERM at its next tick (every 0.1 s
+# or so): one may still accept for that long after another has closed its clients.
+WORKER_TICK = 0.3
 CLIENTS = 20
 {%- if cookiecutter.broker == "redis" %}
 WORKER_COUNTS = [1, 2]
@@ -96,7 +99,8 @@ def connection_ended(sock: socket.socket) -> bool:
 
 
 def served_a_new_websocket(server: Server) -> bool:
-    """True if a websocket opened now gets its welcome."""
+    """True if a websocket opened now, once every worker had its tick, gets its welcome."""
+    time.sleep(WORKER_TICK)
     try:
         with connect(f"{server.ws_url}/ws", open_timeout=2) as ws:
             ws.recv(timeout=2)

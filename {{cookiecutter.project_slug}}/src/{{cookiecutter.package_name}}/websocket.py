@@ -76,7 +76,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         max_message_bytes: Largest message the peer may send.
     """
 
-    __slots__ = ("last_seen", "max_message_bytes", "peer_closed", "write_lock")
+    __slots__ = ("last_seen", "max_message_bytes", "peer_closed", "torn", "write_lock")
 
     def __init__(self, environ: Any, stream: Any, handler: Any, max_message_bytes: int) -> None:
         super().__init__(environ, stream, handler)
@@ -84,6 +84,9 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         self.write_lock = gevent.lock.Semaphore()
         self.last_seen = time.monotonic()
         self.peer_closed = False  # its close frame came, or the connection is gone
+        # A write cut short (a timeout, a killed sender) leaves part of a frame on the
+        # wire: whatever followed it would be read as that frame's payload.
+        self.torn = False
 
     def receive(self) -> str | bytes | None:
         """The next message: ``str`` for text, ``bytes`` for binary, None once closed.
@@ -157,6 +160,9 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         state.closed = True  # from here on, nothing else is sent
         reason = message.encode() if isinstance(message, str) else bytes(message or b"")
         frame = struct.pack("!H", code) + reason[:MAX_REASON_BYTES]
+        if self.torn:
+            self.abort()  # a close frame after half a frame would be read as garbage
+            return
         sent = False
         try:
             # A peer that stopped reading blocks the send; it gets a bounded wait.
@@ -195,11 +201,15 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
     def _write_frame(self, data: bytes, opcode: int) -> None:
         header = bytes(Header.encode_header(True, opcode, b"", len(data), 0))
         with self.write_lock:
+            if self.torn:
+                raise WebSocketError("an earlier frame was cut short")
             state: Any = self
+            self.torn = True  # until the whole frame is out
             try:
                 state.raw_write(header + data)
             except (OSError, TypeError) as error:  # TypeError: closed meanwhile
                 raise WebSocketError("Socket is dead") from error
+            self.torn = False
 
     def _read_header(self) -> Any:
         state: Any = self
