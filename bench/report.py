@@ -61,7 +61,9 @@ def page(
         " rounds (fan-out), each with one process, on the same machine as the load clients;"
         " read the ratios, not the absolute figures, and on a shared machine treat differences"
         " of 10-20% between two runs as noise. Each server keeps its own default compression:"
-        " gevent-websocket has no permessage-deflate, the others negotiate it.",
+        " the falcon variants decline permessage-deflate (it costs more than it saves on"
+        " chat-sized frames), the peers negotiate it with the clients, which offer it as"
+        " browsers do.",
         "",
         f"![ratios to raw websockets]({CHART_NAME})",
         "",
@@ -86,6 +88,7 @@ def chart(results: Sequence[Mapping[str, Any]], path: Path) -> None:
         ("echo p99", lambda r: r["echo_p99"]),
         ("fan-out all reached p50", lambda r: r["fanout_p50"]),
         ("fan-out all reached p99", lambda r: r["fanout_p99"]),
+        ("fan-out server\nCPU per round", lambda r: r.get("fanout_server_ms")),
         *(
             (f"idle memory/conn at {int(level):,}", lambda r, at=level: r["idle_kib"].get(at))
             for level in levels

@@ -14,8 +14,9 @@ It starts this project's server (as ``make run`` does, one worker) and the refer
    backward): round trips per second, latency p50/p99;
 2. fan-out: ``--receivers`` clients and one sender join one room on ``/ws``; each round the
    sender sends one message and the round ends when every receiver has it: p50/p99 over
-   ``--rounds`` rounds (after ``--warmup``) of the time until all were reached; rounds
-   alternate between the servers;
+   ``--rounds`` rounds (after ``--warmup``) of the time until all were reached, and the
+   server's CPU time per round (the work of one broadcast, whoever else shares the CPUs);
+   rounds alternate between the servers;
 3. idle: ``--idle`` connections (e.g. 1000,5000) opened to ``/ws`` and left quiet: the growth of
    the server's resident memory (its processes' VmRSS, children included) per connection.
 
@@ -193,7 +194,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--connections", type=positive, default=50, help="echo connections (default 50)")
     add("--seconds", type=float, default=10.0, help="echo seconds per server (default 10)")
     add("--receivers", type=positive, default=1000, help="fan-out receivers (default 1000)")
-    add("--rounds", type=positive, default=20, help="fan-out measured rounds (default 20)")
+    add("--rounds", type=positive, default=100, help="fan-out measured rounds (default 100)")
     add("--warmup", type=int, default=3, help="fan-out rounds discarded first (default 3)")
     add("--round-timeout", type=float, default=10.0, help="seconds a round may take (default 10)")
     add("--idle", default="1000,5000", help="idle connection counts (default 1000,5000)")

@@ -18,6 +18,7 @@ def columns(results: Sequence[Result]) -> list[tuple[str, Figure, str]]:
         ("echo p99 (ms)", lambda r: r.echo_p99, ".2f"),
         ("fan-out all reached p50 (ms)", lambda r: r.fanout_p50, ".2f"),
         ("fan-out all reached p99 (ms)", lambda r: r.fanout_p99, ".2f"),
+        ("fan-out server CPU/round (ms)", lambda r: r.fanout_server_ms, ".1f"),
     ]
     candidates += [
         (f"idle KiB/conn at {int(level):,}", idle_figure(level), ".1f") for level in levels

@@ -48,6 +48,7 @@ class Result:
     fanout_rounds: int = 0
     fanout_timeouts: int = 0
     fanout_client_cpu: float | None = None  # client CPU per round / the round's time
+    fanout_server_ms: float | None = None  # server CPU per round: the work of one broadcast
     idle_kib: dict[str, float] = field(default_factory=dict)  # open connections: KiB each
     problems: list[str] = field(default_factory=list)
 
@@ -223,11 +224,12 @@ async def fanout(
                 raise BenchError(f"{server.label}: the sender was not joined in time")
         all_reached: list[list[int]] = [[] for _ in servers]
         cpu_shares: list[list[float]] = [[] for _ in servers]
+        server_cpu = [0.0 for _ in servers]
         for number in range(warmup + rounds):
             order = list(range(len(servers)))
             for index in order if number % 2 == 0 else reversed(order):
                 message = number * len(servers) + index
-                started = time.perf_counter()
+                started, before = time.perf_counter(), servers[index].cpu_seconds()
                 text = stamp(message, 32)
                 await senders[index].ws.send(
                     json.dumps({"type": "message", "room": ROOM, "text": text})
@@ -235,6 +237,7 @@ async def fanout(
                 args = [{"number": message, "expected": n, "wait": round_timeout} for n in shares]
                 replies = await pool.each("collect", args, round_timeout)
                 took = time.perf_counter() - started
+                used = servers[index].cpu_seconds() - before
                 latencies = [latency for reply in replies for latency in reply["latencies_us"]]
                 if number < warmup:
                     continue
@@ -242,15 +245,20 @@ async def fanout(
                     results[index].fanout_timeouts += 1
                     continue
                 all_reached[index].append(max(latencies))
+                server_cpu[index] += used
                 cpu_shares[index].append(max(reply["cpu"] for reply in replies) / took)
                 await asyncio.sleep(0.01)  # let the servers catch their breath between rounds
-        for result, reached, cpu in zip(results, all_reached, cpu_shares, strict=True):
+        for result, reached, client_cpu, used in zip(
+            results, all_reached, cpu_shares, server_cpu, strict=True
+        ):
             result.fanout_rounds = len(reached)
+            # Summed over the rounds: the clock ticks (10 ms) are too coarse for one round.
+            result.fanout_server_ms = used / len(reached) * 1000 if reached else None
             result.fanout_p50, result.fanout_p99 = (
                 milliseconds(reached, 50),
                 milliseconds(reached, 99),
             )
-            result.fanout_client_cpu = sum(cpu) / len(cpu) if cpu else None
+            result.fanout_client_cpu = sum(client_cpu) / len(client_cpu) if client_cpu else None
     finally:
         await pool.close_all()
         await asyncio.gather(*(sender.close() for sender in senders))

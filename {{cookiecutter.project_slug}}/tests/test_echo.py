@@ -55,3 +55,14 @@ def test_server_keeps_serving_after_a_client_drops(server: Server) -> None:
     with connect(f"{server.ws_url}/ws/echo", open_timeout=5) as ws:
         ws.send("still here?")
         assert ws.recv(timeout=5) == "still here?"
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws/echo"])
+def test_permessage_deflate_is_declined(server: Server, path: str) -> None:
+    """Offered compression (browsers always offer it) is not taken: small frames barely
+    shrink, and a broadcast would be compressed again for every member."""
+    with connect(f"{server.ws_url}{path}", open_timeout=5, compression="deflate") as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        ws.send("plain")
+        assert ws.recv(timeout=5)

@@ -205,8 +205,14 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
                 raise WebSocketError("an earlier frame was cut short")
             state: Any = self
             self.torn = True  # until the whole frame is out
+            frame = header + data
             try:
-                state.raw_write(header + data)
+                # One send() is one system call when the buffer has room, as it nearly
+                # always has; gevent's sendall() first asks the socket for its buffer
+                # size and arms a timeout, on every frame (a tenth of a broadcast's time).
+                sent = state.handler.socket.send(frame)
+                if sent < len(frame):
+                    state.raw_write(memoryview(frame)[sent:])
             except (OSError, TypeError) as error:  # TypeError: closed meanwhile
                 raise WebSocketError("Socket is dead") from error
             self.torn = False
