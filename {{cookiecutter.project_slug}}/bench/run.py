@@ -10,8 +10,9 @@ It starts this project's server (as ``make run`` does, one worker) and the refer
 ``--client-processes`` processes of their own:
 
 1. echo: ``--connections`` connections send 32-character texts to ``/ws/echo`` and wait for
-   each to come back, for ``--seconds`` (in two halves, the servers in turn forward and
-   backward): round trips per second, latency p50/p99;
+   each to come back, for ``--seconds`` (in ``--slices`` slices, the servers in turn forward
+   and backward, so that drifts in a shared machine's load hit all alike): round trips per
+   second, latency p50/p99;
 2. fan-out: ``--receivers`` clients and one sender join one room on ``/ws``; each round the
    sender sends one message and the round ends when every receiver has it: p50/p99 over
    ``--rounds`` rounds (after ``--warmup``) of the time until all were reached, and the
@@ -47,7 +48,15 @@ from table import load_table, table
 from workloads import ClientPool, EchoSample, Result
 
 WORKLOADS = ("echo", "fanout", "idle")
-TINY = {"seconds": 1.0, "receivers": 20, "rounds": 3, "warmup": 1, "idle": "20,50", "settle": 0.1}
+TINY = {
+    "seconds": 1.0,
+    "slices": 2,
+    "receivers": 20,
+    "rounds": 3,
+    "warmup": 1,
+    "idle": "20,50",
+    "settle": 0.1,
+}
 
 
 async def measure(
@@ -65,11 +74,11 @@ async def measure(
                 await workloads.idle(pool, server, result, levels, options.settle)
         if "echo" in options.workloads:
             samples = [EchoSample() for _ in servers]
-            half = options.seconds / 2
-            for forward in (True, False):
-                order = list(zip(servers, samples, strict=True))
-                for server, sample in order if forward else reversed(order):
-                    await workloads.echo(pool, server, sample, options.connections, half)
+            piece = options.seconds / options.slices
+            order = list(zip(servers, samples, strict=True))
+            for number in range(options.slices):
+                for server, sample in order if number % 2 == 0 else reversed(order):
+                    await workloads.echo(pool, server, sample, options.connections, piece)
             for sample, result in zip(samples, results, strict=True):
                 sample.store(result)
             notes += await calibrate(servers, results, options)
@@ -146,7 +155,10 @@ def header(options: argparse.Namespace) -> str:
     if not options.servers:
         lines.insert(2, f"- project: {project} ({', '.join(dependencies) or '?'})")
     if "echo" in options.workloads:
-        lines.append(f"- echo: {options.connections} connections, {options.seconds:g} s per server")
+        lines.append(
+            f"- echo: {options.connections} connections, {options.seconds:g} s per server "
+            f"in {options.slices} slices"
+        )
     if "fanout" in options.workloads:
         lines.append(
             f"- fan-out: {options.receivers} receivers + 1 sender, {options.rounds} rounds after "
@@ -192,7 +204,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all three)")
     add("--connections", type=positive, default=50, help="echo connections (default 50)")
-    add("--seconds", type=float, default=10.0, help="echo seconds per server (default 10)")
+    add("--seconds", type=float, default=12.0, help="echo seconds per server (default 12)")
+    add("--slices", type=positive, default=6, help="echo slices per server (default 6)")
     add("--receivers", type=positive, default=1000, help="fan-out receivers (default 1000)")
     add("--rounds", type=positive, default=100, help="fan-out measured rounds (default 100)")
     add("--warmup", type=int, default=3, help="fan-out rounds discarded first (default 3)")
@@ -219,8 +232,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown workloads {sorted(unknown)}: use {', '.join(WORKLOADS)}")
     if not 0 <= options.warmup <= 1000 or options.rounds > 10_000 or options.receivers > 100_000:
         parser.error("use --warmup 0-1000, --rounds up to 10000, --receivers up to 100000")
-    if not 0 < options.seconds <= 600 or options.round_timeout <= 0 or options.timeout <= 0:
-        parser.error("--seconds must be 0-600, timeouts positive")
+    if (
+        not 0 < options.seconds <= 600
+        or options.slices > 100
+        or options.round_timeout <= 0
+        or options.timeout <= 0
+    ):
+        parser.error("--seconds must be 0-600, --slices at most 100, timeouts positive")
     return options
 
 
