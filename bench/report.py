@@ -90,7 +90,7 @@ def chart(results: Sequence[Mapping[str, Any]], path: Path) -> None:
         ("fan-out all reached p99", lambda r: r["fanout_p99"]),
         ("fan-out server\nCPU per round", lambda r: r.get("fanout_server_ms")),
         *(
-            (f"idle memory/conn at {int(level):,}", lambda r, at=level: r["idle_kib"].get(at))
+            (f"idle memory/conn\nat {int(level):,}", lambda r, at=level: r["idle_kib"].get(at))
             for level in levels
         ),
     ]
