@@ -56,30 +56,32 @@ def assert_only_the_cut_short_frame(received: bytes) -> None:
     assert set(received[HEADER_BYTES:]) <= {ord("x")}
 
 
-def cut_short_send(ws: WebSocket) -> None:
-    """Start sending a frame the peer does not read, and kill the sender mid-frame."""
+@pytest.fixture
+def cut_short(
+    pair: tuple[WebSocket, gevent.socket.socket],
+) -> tuple[WebSocket, gevent.Greenlet[[gevent.socket.socket], bytes]]:
+    """A WebSocket whose sender was killed mid-frame, and a greenlet reading what the peer
+    gets until the connection ends."""
+    ws, peer = pair
     sender = gevent.spawn(ws.send, PAYLOAD, binary=True)
     gevent.sleep(0.05)
     assert not sender.dead, "the send finished: the frame was not cut short"
     sender.kill()
+    return ws, gevent.spawn(read_to_end, peer)
 
 
 def test_a_close_after_a_cut_short_frame_ends_the_connection_without_writing(
-    pair: tuple[WebSocket, gevent.socket.socket],
+    cut_short: tuple[WebSocket, gevent.Greenlet[[gevent.socket.socket], bytes]],
 ) -> None:
-    ws, peer = pair
-    cut_short_send(ws)
-    reading = gevent.spawn(read_to_end, peer)
+    ws, reading = cut_short
     ws.close(1008, "outbox overflow")
     assert_only_the_cut_short_frame(reading.get())
 
 
 def test_a_send_after_a_cut_short_frame_is_refused(
-    pair: tuple[WebSocket, gevent.socket.socket],
+    cut_short: tuple[WebSocket, gevent.Greenlet[[gevent.socket.socket], bytes]],
 ) -> None:
-    ws, peer = pair
-    cut_short_send(ws)
-    reading = gevent.spawn(read_to_end, peer)
+    ws, reading = cut_short
     with pytest.raises(WebSocketError):
         ws.send("next")
     ws.abort()
