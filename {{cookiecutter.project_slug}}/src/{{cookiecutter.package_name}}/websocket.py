@@ -12,8 +12,9 @@ its frame encoding, and replaces the rest:
 - frames that break RFC 6455 (unmasked, reserved bits, bad opcodes, bad close
   payloads) end the connection with 1002, invalid UTF-8 with 1007, both
   checked with Python's own C codecs;
-- every close frame carries its code, writes hold a lock, and a close to a
-  peer that stopped reading gives up after :data:`CLOSE_TIMEOUT` seconds;
+- every close frame carries its code, writes hold a lock, a frame cut short
+  (its sender killed, a timeout) is never followed by another, and a close to
+  a peer that stopped reading gives up after :data:`CLOSE_TIMEOUT` seconds;
 - it records when the peer last sent anything, for the keep-alive pings.
 
 The worker's handler (``worker.py``) makes these and hands the app a way to
@@ -158,11 +159,11 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         if state.closed:
             return
         state.closed = True  # from here on, nothing else is sent
-        reason = message.encode() if isinstance(message, str) else bytes(message or b"")
-        frame = struct.pack("!H", code) + reason[:MAX_REASON_BYTES]
         if self.torn:
             self.abort()  # a close frame after half a frame would be read as garbage
             return
+        reason = message.encode() if isinstance(message, str) else bytes(message or b"")
+        frame = struct.pack("!H", code) + reason[:MAX_REASON_BYTES]
         sent = False
         try:
             # A peer that stopped reading blocks the send; it gets a bounded wait.
