@@ -29,7 +29,6 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from pathlib import Path
 
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
 BROKERS = ("memory", "redis")
@@ -70,6 +69,21 @@ LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 RAW_BLOCK = "{" + "% raw %}...{" + "% endraw %}"
 RAW_BLOCK_RE = re.compile(r"[{]%-?\s*raw\s*-?%[}].*?[{]%-?\s*endraw\s*-?%[}]", re.DOTALL)
 JINJA_MARKUP_RE = re.compile(r"[{](?:[{]|%|#)")
+
+
+def jinja(expression: str) -> str:
+    """``expression`` in Jinja's print delimiters, spelled so that rendering keeps it."""
+    return "{" + "{ " + expression + " }" + "}"
+
+
+# The defaults in cookiecutter.json that are Jinja on purpose, derived from earlier
+# answers (a test keeps them equal). The hook cannot read cookiecutter.json itself:
+# `_repo_dir` is relative to where cookiecutter was started (`cookiecutter .`), and
+# hooks run in the new project's folder; a zip or git template is not kept at all.
+DERIVED_DEFAULTS = {
+    "project_slug": jinja("cookiecutter.project_name | slugify"),
+    "package_name": jinja("cookiecutter.project_slug | replace('-', '_')"),
+}
 
 
 class InvalidAnswer(ValueError):
@@ -199,8 +213,8 @@ def check_not_evaluated(
     """Refuse an answer that cookiecutter has rendered as a Jinja template.
 
     ``given`` holds the answers as given, before cookiecutter rendered them (its
-    ``_cookiecutter``); ``defaults`` is ``cookiecutter.json``, whose own Jinja
-    defaults (``project_slug``, ``package_name``) are meant to be rendered.
+    ``_cookiecutter``: cookiecutter.json with the user's answers over it);
+    ``defaults`` are the Jinja defaults that are meant to be rendered.
     """
     for key, value in given.items():
         if not isinstance(value, str) or value == defaults.get(key):
@@ -215,16 +229,11 @@ def check_not_evaluated(
 
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    # cruft renders with its own context, which has neither the answers as given
-    # nor _repo_dir: it passes on answers recorded in .cruft.json, checked when made.
+    # cruft renders with its own context, which lacks the answers as given: it
+    # passes on answers recorded in .cruft.json, checked when the project was made.
     given = json.loads(r"""{{ _cookiecutter | default({}) | tojson }}""")
-    defaults = (
-        json.loads(Path(answers["_repo_dir"], "cookiecutter.json").read_text("utf-8"))
-        if given
-        else {}
-    )
     try:
-        check_not_evaluated(answers, given, defaults)
+        check_not_evaluated(answers, given, DERIVED_DEFAULTS)
         validate(answers)
     except InvalidAnswer as error:
         print(f"ERROR: {error}", file=sys.stderr)

@@ -51,6 +51,15 @@ def test_hook_choices_match_cookiecutter_json() -> None:
     assert set(pre_gen.LICENSES) == set(LICENSES)
 
 
+def test_hook_knows_the_jinja_defaults_of_cookiecutter_json() -> None:
+    jinja_defaults = {
+        key: value
+        for key, value in COOKIECUTTER_JSON.items()
+        if isinstance(value, str) and "{{" in value
+    }
+    assert jinja_defaults == pre_gen.DERIVED_DEFAULTS
+
+
 def test_every_prompt_is_validated() -> None:
     # Free text too: it must be one line, whatever else it holds.
     prompts = {key for key in COOKIECUTTER_JSON if not key.startswith("_")}
@@ -284,7 +293,7 @@ SLUG_DEFAULT = COOKIECUTTER_JSON["project_slug"]
 )
 def test_literal_and_default_answers_pass(given: dict[str, object], rendered: str) -> None:
     (key,) = given
-    pre_gen.check_not_evaluated({key: rendered}, given, COOKIECUTTER_JSON)
+    pre_gen.check_not_evaluated({key: rendered}, given, pre_gen.DERIVED_DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -299,4 +308,4 @@ def test_literal_and_default_answers_pass(given: dict[str, object], rendered: st
 )
 def test_rendered_jinja_answers_are_refused(key: str, given: str, rendered: str) -> None:
     with pytest.raises(pre_gen.InvalidAnswer, match=rf"^{key} .* is Jinja markup.*\(to '"):
-        pre_gen.check_not_evaluated({key: rendered}, {key: given}, COOKIECUTTER_JSON)
+        pre_gen.check_not_evaluated({key: rendered}, {key: given}, pre_gen.DERIVED_DEFAULTS)
