@@ -34,6 +34,7 @@ REDIS_FILES = (
     "src/{package}/redis_asyncio.py",
     "src/{package}/redis_gevent.py",
     "tests/redis_server.py",
+    "tests/test_pubsub.py",
     "tests/test_scale_out.py",
     "bench/redis_pubsub.py",
 )

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -82,27 +82,33 @@ def wait_for_health(server: Server, status: int, timeout: float) -> dict[str, ob
         time.sleep(0.1)
 
 
-def wait_until_healthy(server: Server) -> None:
-    """Poll ``/health`` until it answers 200; raise :class:`ServerStartError` if it never does."""
+def wait_until_started(server: Server, statuses: Collection[int] = (200,)) -> None:
+    """Poll ``/health`` until it answers one of ``statuses``; raise
+    :class:`ServerStartError` if it never does."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             code = server.process.returncode
             raise ServerStartError(f"server exited with {code}:\n{server.log()}")
         with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            if get(f"{server.http_url}/health", timeout=1)[0] == 200:
+            if get(f"{server.http_url}/health", timeout=1)[0] in statuses:
                 return
         time.sleep(0.1)
-    raise ServerStartError(f"server not healthy after {STARTUP_TIMEOUT} s:\n{server.log()}")
+    raise ServerStartError(f"/health not {statuses} after {STARTUP_TIMEOUT} s:\n{server.log()}")
 
 
 def start_server(
-    log_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    started: Collection[int] = (200,),
 ) -> Server:
     """Start the server as ``make run`` does and wait until it is healthy.
 
     ``env`` is added to this process's environment for the server. ``port``
     defaults to a free one; pass a stopped server's port to restart it there.
+    ``started`` are the ``/health`` statuses to wait for: add 503 to start
+    using a server that is up but not ready.
     """
     env = dict(env or {})
     port = port or free_port()
@@ -124,7 +130,7 @@ def start_server(
         )
     server = Server(process, "127.0.0.1", port, log_path)
     try:
-        wait_until_healthy(server)
+        wait_until_started(server, started)
     except BaseException:
         stop_server(server)
         raise

@@ -24,6 +24,7 @@ from {{ cookiecutter.package_name }}.pubsub import HEARTBEAT_TTL, Names, encode_
 from {{ cookiecutter.package_name }}.rooms import Publish
 
 RECOVERY_TIMEOUT = 15.0
+PAUSE_MS = 3000
 
 
 @pytest.fixture
@@ -122,12 +123,90 @@ def test_delivery_resumes_after_a_redis_restart(
         started = time.monotonic()
         for server in pair:
             wait_for_health(server, 200, RECOVERY_TIMEOUT)
+        for client in (alice, bob):
+            assert last_count(client, "phoenix") == 2
         alice.send(type="message", room="phoenix", text="back again")
         assert bob.expect("message")["text"] == "back again"
         assert time.monotonic() - started < RECOVERY_TIMEOUT
         # The restarted Redis came back empty; both processes registered their members again.
         with RoomsClient(two.ws_url) as carol:
             assert carol.join("phoenix")["members"] == 3
+
+
+def test_a_join_before_the_subscription_reaches_the_other_processes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """A process that is up before it is subscribed serves joins alone, then announces them.
+
+    Redis is paused (CLIENT PAUSE) while the second process starts, so that it
+    serves bob's join before it can subscribe: the order that a restart with
+    several workers leaves to chance.
+    """
+    env = {"REDIS_URL": redis.url, "REDIS_PREFIX": "late", "WORKERS": "1"}
+    first = start_server(tmp_path, env)
+    try:
+        with RoomsClient(first.ws_url) as alice, redis_client.Redis.from_url(redis.url) as admin:
+            alice.join("late")
+            admin.client_pause(PAUSE_MS)
+            second = start_server(tmp_path, env, started=(200, 503))
+            try:
+                assert get(f"{second.http_url}/health")[0] == 503, "subscribed before the test"
+                with RoomsClient(second.ws_url) as bob:
+                    assert bob.join("late")["members"] == 1  # served alone: Redis is paused
+                    wait_for_health(second, 200, RECOVERY_TIMEOUT)
+                    event = alice.expect("presence", timeout=RECOVERY_TIMEOUT)
+                    assert (event["event"], event["id"], event["members"]) == ("join", bob.id, 2)
+                    assert bob.expect("joined", timeout=RECOVERY_TIMEOUT)["members"] == 2
+            finally:
+                stop_server(second)
+    finally:
+        stop_server(first)
+
+
+def test_joins_and_leaves_during_an_outage_reach_the_others_once_redis_is_back(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    one, two = pair
+    with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+        alice.join("gap")
+        bob.join("gap")
+        alice.expect("presence")
+        carol = RoomsClient(two.ws_url)
+        carol.join("gap")
+        for client in (alice, bob):
+            assert client.expect("presence")["members"] == 3
+
+        redis.kill()
+        for server in pair:
+            wait_for_health(server, 503, RECOVERY_TIMEOUT)
+        carol.close()  # leaves while the processes cannot tell each other
+        with RoomsClient(two.ws_url) as dave:
+            assert dave.join("gap")["members"] == 2  # this process's members alone: bob, dave
+            redis.start()
+            for server in pair:
+                wait_for_health(server, 200, RECOVERY_TIMEOUT)
+            # Each process tells its own members the real total once it is subscribed
+            # again; the other process hears of carol and dave if it is subscribed by then.
+            for client in (alice, bob, dave):
+                assert last_count(client, "gap") == 3
+            alice.send(type="message", room="gap", text="all here")
+            for client in (bob, dave):
+                assert client.expect("message")["text"] == "all here"
+
+
+def last_count(client: RoomsClient, room: str, settle: float = 1.0) -> int:
+    """The member count of ``room`` in the last ``joined`` or ``presence`` event that
+    arrives before none has come for ``settle`` seconds."""
+    count = -1
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            event = client.receive(timeout=settle)
+        except TimeoutError:
+            return count
+        if event["type"] in {"joined", "presence"} and event["room"] == room:
+            count = event["members"]
+    raise AssertionError(f"the events for {room} never stopped coming")
 
 
 def test_without_redis_health_is_503_and_local_clients_are_still_served(

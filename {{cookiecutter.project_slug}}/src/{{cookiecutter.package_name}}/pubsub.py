@@ -8,6 +8,9 @@ members of a process that died stop counting once its key expires.
 
 Pub/sub delivers to whoever is subscribed at that moment: a frame published
 while a process is cut off from Redis never reaches that process's members.
+A process that is not subscribed (starting, or Redis away) serves its own
+members alone; the joins and departures it could not announce are announced
+through Redis once it is subscribed again, with the room's real total.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from __future__ import annotations
 import logging
 import secrets
 import urllib.parse
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis import exceptions
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from .rooms import Effect, Hub, Publish, Recount
+from .broker import locally
+from .rooms import Announcement, Effect, Hub, Publish, Recount
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,11 @@ HEARTBEAT_TTL = 15
 """Seconds a process keeps counting after its last heartbeat."""
 RECONNECT_BACKOFF = EqualJitterBackoff(cap=5.0, base=0.1)
 """Waits between attempts to resubscribe: 0.1 s doubling to 5 s, with jitter."""
+SUBSCRIBE_TIMEOUT = 5.0
+"""Seconds Redis has to confirm a subscription."""
+HELD_PRESENCES = 256
+"""Presences held per room while not subscribed; older ones are dropped (the counts
+are not lost: what is sent once subscribed carries the room's total)."""
 
 # KEYS[1]: the room's hash. ARGV: process id, its member count, heartbeat key
 # prefix, channel, envelope head (room and separator), then four values per
@@ -154,15 +164,54 @@ class Subscriber:
         self.where = redacted(url)
         self.subscribed = False
         self.problem = f"connecting to Redis at {self.where}"
+        # Per room, the presences that could not go through Redis yet.
+        self._held: dict[str, deque[Announcement]] = {}
 
     def not_ready(self) -> str | None:
         return None if self.subscribed else self.problem
 
+    def carry_locally(self, effect: Publish | Recount) -> list[Effect]:
+        """Carry out ``effect`` in this process alone, while Redis cannot.
+
+        A publish reaches this process's members. Of a recount, only the
+        ``joined`` goes out now, so that the join completes; the presences are
+        held for :meth:`on_subscribed`: the other processes cannot get them yet,
+        and a count of this process alone would be wrong for everyone.
+        """
+        if isinstance(effect, Publish):
+            return locally(self.hub, effect)
+        held = self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES))
+        held.extend(a for a in effect.announcements if a.only is None)
+        joined = tuple(a for a in effect.announcements if a.only is not None)
+        return locally(self.hub, replace(effect, announcements=joined))
+
     def on_subscribed(self) -> list[Effect]:
-        """Now subscribed (and registered): joins whose ``joined`` may be lost, again."""
+        """Now subscribed (and registered): bring every count up to date, through Redis.
+
+        For each room with members here or presences held, one recount: the
+        held presences go out, and every member of the room, in every process,
+        gets ``joined`` again with the room's total. The process that comes back
+        last so corrects what the others announced while it was missing; joins
+        whose own ``joined`` was lost with the connection get theirs too.
+        """
         self.subscribed = True
         log.info("subscribed to Redis at %s", self.where)
-        return self.hub.confirm_pending()
+        self.hub.forget_pending()
+        held, self._held = self._held, {}
+        return [
+            Recount(room, self.hub.members(room), (*held.get(room, ()), self.hub.joined(room)))
+            for room in dict.fromkeys([*held, *self.hub.local_rooms()])
+        ]
+
+    def check_subscribed(self, confirmation: dict[str, Any] | None) -> None:
+        """Raise unless ``confirmation`` is Redis's answer to the SUBSCRIBE just sent.
+
+        Only then does a frame published through Redis reach this process.
+        """
+        if confirmation is None or confirmation.get("type") != "subscribe":
+            raise exceptions.ConnectionError(
+                f"Redis did not confirm the subscription in {SUBSCRIBE_TIMEOUT:g} s"
+            )
 
     def on_lost(self, error: Exception, failures: int) -> float:
         """The subscription failed for the ``failures``-th time in a row: seconds to wait."""

@@ -18,11 +18,11 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from .broker import locally
 from .pubsub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TTL,
     RECOUNT_SCRIPT,
+    SUBSCRIBE_TIMEOUT,
     Subscriber,
     client_options,
     encode_envelope,
@@ -108,7 +108,7 @@ class RedisBroker(Subscriber):
                 return []  # this process's members get it back through the subscription
             except RedisError as error:
                 self.on_failed(error)
-        return locally(self.hub, effect)
+        return self.carry_locally(effect)
 
     async def _listen(self) -> None:
         failures = 0
@@ -116,6 +116,7 @@ class RedisBroker(Subscriber):
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.names.channel)
+                    self.check_subscribed(await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
                     await self._register()
                     failures = 0
                     self.submit(self.on_subscribed())

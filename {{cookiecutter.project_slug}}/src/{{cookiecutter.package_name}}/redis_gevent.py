@@ -19,11 +19,12 @@ import gevent.queue
 import redis
 from redis.exceptions import RedisError
 
-from .broker import locally, run
+from .broker import run
 from .pubsub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TTL,
     RECOUNT_SCRIPT,
+    SUBSCRIBE_TIMEOUT,
     Subscriber,
     client_options,
     encode_envelope,
@@ -72,7 +73,7 @@ class RedisBroker(Subscriber):
                 return []  # this process's members get it back through the subscription
             except RedisError as error:
                 self.on_failed(error)
-        return locally(self.hub, effect)
+        return self.carry_locally(effect)
 
     def _listen(self) -> None:
         failures = 0
@@ -81,6 +82,7 @@ class RedisBroker(Subscriber):
                 # redis-py's sync client leaves pubsub() unannotated.
                 with self._redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
                     pubsub.subscribe(self.names.channel)
+                    self.check_subscribed(pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
                     self._register()
                     failures = 0
                     self.submit(self.on_subscribed())

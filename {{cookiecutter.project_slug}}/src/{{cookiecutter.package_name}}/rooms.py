@@ -214,13 +214,10 @@ class Hub:
         full = [member for member in targets if not self._outboxes[member].offer(frame)]
         return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
 
-    def confirm_pending(self) -> list[Effect]:
-        """Announce again every join whose ``joined`` may have been lost (broker reconnected)."""
-        pending, self._pending = sorted(self._pending), set()
-        return [
-            Recount(room, self.members(room), (self._joined(room, connection_id),))
-            for connection_id, room in pending
-        ]
+    def forget_pending(self) -> None:
+        """Count every join as answered: the broker reconnected and tells each member its
+        room's count again, and no frame published before it reconnected will come."""
+        self._pending.clear()
 
     def members(self, room: str) -> int:
         """How many connections of this process are in ``room``."""
@@ -234,6 +231,11 @@ class Hub:
         """The rooms a connection is in (empty if it is unknown)."""
         return frozenset(self._rooms_of.get(connection_id, ()))
 
+    def joined(self, room: str, only: str | None = None) -> Announcement:
+        """The ``joined`` answer for ``only``, or for every member of ``room``."""
+        head, tail = protocol.split_at_members(protocol.joined(room, 0))
+        return Announcement(head, tail, only=only)
+
     @property
     def connections(self) -> int:
         return len(self._outboxes)
@@ -244,7 +246,7 @@ class Hub:
 
     def _join(self, connection_id: str, room: str) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
-        joined = self._joined(room, connection_id)
+        joined = self.joined(room, connection_id)
         if room in rooms:
             return [self._recount(room, joined)]
         if len(rooms) >= self.max_rooms:
@@ -274,10 +276,6 @@ class Hub:
             )
         ts = int(self._clock() * 1000)
         return [Publish(say.room, protocol.message(say.room, connection_id, say.text, ts))]
-
-    def _joined(self, room: str, connection_id: str) -> Announcement:
-        head, tail = protocol.split_at_members(protocol.joined(room, 0))
-        return Announcement(head, tail, only=connection_id)
 
     def _presence(self, room: str, who: str, event: str) -> Announcement:
         head, tail = protocol.split_at_members(protocol.presence(room, 0, who, event))

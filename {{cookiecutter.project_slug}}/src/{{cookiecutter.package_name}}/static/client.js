@@ -29,7 +29,7 @@ export const DEFAULTS = Object.freeze({
 export const EVENTS = Object.freeze([
   "state", // { state, attempt, delay, retryAt }
   "welcome", // { id }
-  "joined", // { room, members }
+  "joined", // { room, members }, once per join (a repeated "joined" only updates "rooms")
   "left", // { room }
   "presence", // { room, members, id, event: "join" | "leave" }
   "message", // { room, from, text, ts, own }
@@ -301,9 +301,12 @@ export class RoomsClient {
         this.#settleJoin(message.room);
         // A room left before the server answered is already being left.
         if (this.#rooms.has(message.room)) {
+          const wasJoined = this.#rooms.get(message.room) !== null;
           this.#rooms.set(message.room, message.members);
           this.#emitRooms();
-          this.#emit("joined", { room: message.room, members: message.members });
+          // Again for a room already joined: only its count changed (the server
+          // says so after a join repeated, or after its broker reconnected).
+          if (!wasJoined) this.#emit("joined", { room: message.room, members: message.members });
         }
         break;
       case "left":
