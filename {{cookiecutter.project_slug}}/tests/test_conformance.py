@@ -16,15 +16,6 @@ from live_server import Server
 
 CASES_LEFT_OUT = ("9.*", "12.*", "13.*")
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}  # NON-STRICT: fails fast a little later than it could
-{%- if cookiecutter.server == "asgi-uvicorn" %}
-# Known deviations of the websockets library under uvicorn, not of this project.
-KNOWN_FAILURES = {
-    # A close frame in the middle of a fragmented message is answered with 1002, not 1000.
-    "7.1.5",
-}
-{%- else %}
-KNOWN_FAILURES: set[str] = set()
-{%- endif %}
 
 
 def test_autobahn_cases_pass(server: Server, tmp_path: Path) -> None:
@@ -44,4 +35,4 @@ def test_autobahn_cases_pass(server: Server, tmp_path: Path) -> None:
         for case, result in cases.items()
         if result["behavior"] not in GOOD or result["behaviorClose"] not in GOOD
     }
-    assert set(failed) == KNOWN_FAILURES, failed
+    assert not failed, failed

@@ -607,10 +607,15 @@ def test_a_raw_peer_that_answers_pings_stays_connected(ping_server: Server) -> N
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-def test_a_client_close_is_answered_with_1000(server: Server, path: str) -> None:
+@pytest.mark.parametrize(
+    "before",
+    [b"", frame(b"first of two", fin=False)],  # RFC 6455 5.4: a close may come between fragments
+    ids=["alone", "mid-message"],
+)
+def test_a_client_close_is_answered_with_1000(server: Server, path: str, before: bytes) -> None:
     sock = open_websocket(server.host, server.port, path)
     with sock:
-        sock.sendall(close_frame(1000, "bye ✓".encode()))
+        sock.sendall(before + close_frame(1000, "bye ✓".encode()))
         sock.settimeout(5)
         reader = FrameReader(sock)
         while (answer := reader.read())[0] != OPCODE_CLOSE:

@@ -21,6 +21,8 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
 
 from .config import Settings
 from .guard import redact
@@ -28,14 +30,36 @@ from .guard import redact
 CLOSE_GOING_AWAY = 1001
 
 
+class ServerConnection(ServerProtocol):
+    """websockets' server side, answering a close frame between the fragments of a message
+    with the usual echo of its code.
+
+    RFC 6455 (section 5.4) lets control frames come between fragments: a close
+    there is a peer leaving in the middle of a message, and the unfinished
+    message ends with the connection. websockets fails the connection with 1002
+    (protocol error) instead, by design, and so blames a peer that broke no rule.
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # no message is in progress any more
+        super().recv_frame(frame)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol, closing with 1001 (going away) when the server stops
-    or a peer stops answering pings.
+    or a peer stops answering pings, over a :class:`ServerConnection`.
 
     uvicorn says 1012 (service restart) on shutdown, which promises that the
     server is back at once, and 1011 (internal error) on a ping timeout, which
     blames the server; neither is true here.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn builds its ServerProtocol here with no way to choose the class;
+        # switching the class keeps every setting uvicorn gave it (size limit, extensions).
+        self.conn.__class__ = ServerConnection
 
     def keepalive_timeout(self) -> None:
         self.pong_timer = None
