@@ -11,10 +11,10 @@ BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fmt bench clean
+.PHONY: help install demo test test-all lint fmt bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## Create .venv with cookiecutter, pytest and uv
 
@@ -28,6 +28,9 @@ demo: install ## Render the template (defaults, or ANSWERS=...) into build/demo 
 
 test: install ## Run every template test: hooks, bad answers, every option combination baked and checked
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS)
+
+test-all: install ## The same, with every combination running its slow live suites too (about an hour)
+	FULL_MATRIX=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS)
 
 bench: install $(BENCH_VENV)/.installed ## Benchmark both variants beside raw websockets, Starlette, aiohttp: docs/benchmarks.md
 	$(BENCH_VENV)/bin/python bench/harness.py --cookiecutter $(BIN)/cookiecutter $(BENCH_ARGS)

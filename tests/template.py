@@ -51,6 +51,31 @@ COMBINATIONS = [
 ]
 
 
+# The combinations whose projects also run their slow live suites (browser, fuzz,
+# conformance, shutdown, Redis faults) and their benchmark: every server x broker pair
+# once, each with another python_version, so every Python runs them once too.
+# FULL_MATRIX=1 (`make test-all`) runs them in every combination.
+LIVE = [
+    answers
+    for pair, (server, broker) in enumerate(itertools.product(SERVERS, BROKERS))
+    for answers in COMBINATIONS
+    if (answers["server"], answers["broker"]) == (server, broker)
+    and (
+        os.environ.get("FULL_MATRIX") == "1"
+        or answers["python_version"] == PYTHON_VERSIONS[pair % len(PYTHON_VERSIONS)]
+    )
+]
+
+
+def supported_from(version: str) -> list[str]:
+    """The Pythons a project whose ``python_version`` is ``version`` supports, oldest first."""
+
+    def key(choice: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in choice.split("."))
+
+    return sorted((choice for choice in PYTHON_VERSIONS if key(choice) >= key(version)), key=key)
+
+
 def combination_id(answers: dict[str, str]) -> str:
     return "-".join(answers.values())
 

@@ -1,21 +1,27 @@
 """Bake every option combination and check the rendered project.
 
-Cheap checks (rendering, pruning, dependencies) run for every combination;
-the generated project's own ``make lint test`` runs for every combination too,
-each with the interpreter its ``python_version`` names.
+Every combination is rendered once for the checks of its files (nothing left
+unrendered, the other variant pruned, its own dependencies, tidy text), and once
+more to run the generated project's own ``make lint test-fast`` (ruff, ruff
+format, mypy, the tests not marked slow) with the Python its ``python_version``
+names, picked by the project's own Makefile. The ``LIVE`` combinations run
+``make lint test bench`` instead: the slow live suites and the benchmark, once
+per server x broker pair and once per Python.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from interpreters import find_python
-from template import COMBINATIONS, PYTHON_VERSIONS, combination_id, run_make
+from template import COMBINATIONS, LIVE, PYTHON_VERSIONS, TEMPLATE_DIR, combination_id, run_make
 
 # Words that must not appear anywhere in a project without the option's value.
 EXCLUDED_WORDS = {
@@ -66,11 +72,13 @@ CUSTOM_ANSWERS = {
     "package_name": "hub_core",
     "port": "9123",
 }
-CHECKED = [*COMBINATIONS] + [
+FAST = [answers for answers in COMBINATIONS if answers not in LIVE] + [
     {**CUSTOM_ANSWERS, **answers}
     for answers in COMBINATIONS
     if answers["python_version"] == PYTHON_VERSIONS[0] and answers["broker"] == "redis"
 ]
+# A target line of a Makefile (not a variable assignment).
+MAKE_TARGET = re.compile(r"^[^\s#=]+:(?!=)")
 
 
 def options(answers: dict[str, str]) -> list[tuple[str, str]]:
@@ -92,8 +100,8 @@ def project_files(project: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-def test_nothing_is_left_unrendered(cookies: Any, answers: dict[str, str]) -> None:
-    project = bake(cookies, answers)
+def test_nothing_is_left_unrendered(rendered: Any, answers: dict[str, str]) -> None:
+    project = rendered(answers)
     leftovers = [
         f"{path.relative_to(project)}: {match.group()}"
         for path in [project, *project_files(project)]
@@ -104,8 +112,8 @@ def test_nothing_is_left_unrendered(cookies: Any, answers: dict[str, str]) -> No
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-def test_other_variant_is_pruned(cookies: Any, answers: dict[str, str]) -> None:
-    project = bake(cookies, answers)
+def test_other_variant_is_pruned(rendered: Any, answers: dict[str, str]) -> None:
+    project = rendered(answers)
     words = [(option, word) for option in options(answers) for word in EXCLUDED_WORDS[option]]
     mentions = [
         f"{path.relative_to(project)}: {word}"
@@ -120,8 +128,8 @@ def test_other_variant_is_pruned(cookies: Any, answers: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-def test_dependencies_are_the_variants_own(cookies: Any, answers: dict[str, str]) -> None:
-    project = bake(cookies, answers)
+def test_dependencies_are_the_variants_own(rendered: Any, answers: dict[str, str]) -> None:
+    project = rendered(answers)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     names = {REQUIREMENT_NAME.match(req)[0].lower() for req in pyproject["project"]["dependencies"]}
     assert names == set().union(
@@ -131,44 +139,111 @@ def test_dependencies_are_the_variants_own(cookies: Any, answers: dict[str, str]
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-def test_text_files_are_tidy(cookies: Any, answers: dict[str, str]) -> None:
-    """No blank-line runs left by template conditionals, one final newline.
-
-    Python files are held to ``ruff format --check`` instead, in the full check.
-    """
-    project = bake(cookies, answers)
+def test_text_files_are_tidy(rendered: Any, answers: dict[str, str]) -> None:
+    """No blank lines added or lost by template conditionals: Python files as ``ruff
+    format`` leaves them, one blank line before each Makefile target, no blank-line runs
+    elsewhere, one final newline."""
+    project = rendered(answers)
     untidy = [
         str(path.relative_to(project))
         for path in project_files(project)
         if path.suffix != ".py" and path.stat().st_size and not is_tidy(read(path))
     ]
     assert untidy == []
+    assert makefile_separators(project / "Makefile") == []
+    done = subprocess.run(
+        [Path(sys.executable).with_name("ruff"), "format", "--check", "--diff", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def is_tidy(text: str) -> bool:
     return "\n\n\n" not in text and text.endswith("\n") and not text.endswith("\n\n")
 
 
-@pytest.mark.parametrize("answers", CHECKED, ids=combination_id)
-def test_generated_project_passes_its_own_checks(cookies: Any, answers: dict[str, str]) -> None:
-    """``make lint test bench`` in the baked project: ruff, ruff format, mypy, its
-    real-server tests (with real Redis servers for ``broker=redis``), and its benchmark
-    end to end on a tiny workload."""
-    version = answers["python_version"]
+def makefile_separators(makefile: Path) -> list[str]:
+    """Targets not set off from what comes before by a blank line (their comments included)."""
+    lines = makefile.read_text().splitlines()
+    missing = []
+    for number, line in enumerate(lines):
+        if not MAKE_TARGET.match(line) or line.startswith("."):
+            continue
+        above = number - 1
+        while above >= 0 and lines[above].startswith("#"):
+            above -= 1
+        if above >= 0 and lines[above] != "":
+            missing.append(f"{makefile.name}:{number + 1}: {line}")
+    return missing
+
+
+def test_no_blank_line_is_eaten_by_whitespace_control() -> None:
+    """A ``{%-`` right after a blank line (or ``-%}`` right before one) removes that blank
+    line in every rendering: put the blank line inside the block instead."""
+    eaten = []
+    for path in project_files(TEMPLATE_DIR / "{{cookiecutter.project_slug}}"):
+        lines = read(path).splitlines()
+        for number in range(1, len(lines)):
+            before, line = lines[number - 1], lines[number]
+            if before == "" and re.match(r"\s*[{][%{#]-", line):
+                eaten.append(f"{path.name}:{number + 1}: {line.strip()}")
+            if line == "" and re.search(r"-[%}#][}]\s*$", before):
+                eaten.append(f"{path.name}:{number}: {before.strip()}")
+    assert eaten == []
+
+
+def python_of(version: str) -> str:
+    """The interpreter the project's ``make`` should find for ``version``; skip (fail
+    under CI) when this machine has none."""
     python = find_python(version)
     if python is None:
         reason = f"python{version} is not installed here (pyenv install {version} to check it)"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+    return python
+
+
+def check_with_make(cookies: Any, answers: dict[str, str], *targets: str) -> str:
+    """Bake ``answers`` and run ``make TARGETS`` in it with no PYTHON given: the Makefile
+    picks the interpreter, which must be the ``python_version`` answered."""
+    version = answers["python_version"]
+    python_of(version)
     project = bake(cookies, answers)
-    bench_args, bench_line = TINY_BENCH[answers["broker"]]
-    done = run_make(
-        project, "lint", "test", "bench", f"PYTHON={python}", f"BENCH_ARGS={bench_args}"
-    )
+    done = run_make(project, *targets)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert re.search(r"\d+ passed", done.stdout), done.stdout
-    assert bench_line in done.stdout, done.stdout
+    venv_python = project / ".venv" / "bin" / "python"
+    reported = subprocess.run(
+        [venv_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert reported == version
+    return done.stdout
+
+
+@pytest.mark.parametrize("answers", LIVE, ids=combination_id)
+def test_generated_project_passes_all_its_tests_and_benchmarks(
+    cookies: Any, answers: dict[str, str]
+) -> None:
+    """``make lint test bench``: ruff, ruff format, mypy, every test (browser, fuzz,
+    conformance, shutdown and Redis faults included), and the benchmark on a tiny workload."""
+    bench_args, bench_line = TINY_BENCH[answers["broker"]]
+    output = check_with_make(cookies, answers, "lint", "test", "bench", f"BENCH_ARGS={bench_args}")
+    assert bench_line in output, output
+
+
+@pytest.mark.parametrize("answers", FAST, ids=combination_id)
+def test_generated_project_passes_lint_and_its_fast_tests(
+    cookies: Any, answers: dict[str, str]
+) -> None:
+    """``make lint test-fast``: ruff, ruff format, mypy, and the tests not marked slow."""
+    check_with_make(cookies, answers, "lint", "test-fast")
 
 
 def read(path: Path) -> str:

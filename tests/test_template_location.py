@@ -9,17 +9,10 @@ in the new project's folder, not in the template's.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import pytest
-from template import TEMPLATE_DIR
-
-# What a user's checkout holds: not this checkout's virtualenvs, builds and caches.
-NOT_IN_A_CHECKOUT = shutil.ignore_patterns(".git", ".venv*", "build", "*cache*", ".hypothesis")
 
 
 def cookiecutter(cwd: Path, template: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -36,14 +29,6 @@ def cookiecutter(cwd: Path, template: str, home: Path) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
-
-
-@pytest.fixture
-def checkout(tmp_path: Path) -> Path:
-    """A copy of the template, as ``git clone`` would leave it."""
-    target = tmp_path / "src" / "falcon-ws-template"
-    shutil.copytree(TEMPLATE_DIR, target, ignore=NOT_IN_A_CHECKOUT)
-    return target
 
 
 def assert_rendered(done: subprocess.CompletedProcess[str], where: Path) -> None:

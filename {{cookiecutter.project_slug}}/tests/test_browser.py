@@ -11,6 +11,8 @@ import pytest
 from live_server import Server, start_server, stop_server
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+pytestmark = pytest.mark.slow
+
 # Debian's package by default; CHROMIUM=/path/to/chrome points the test at another build.
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 # SCREENSHOT_PATH=client.png saves a picture of the page at the end of the chat test.

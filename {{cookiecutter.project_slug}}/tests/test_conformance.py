@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from live_server import Server
+
+pytestmark = pytest.mark.slow
 
 CASES_LEFT_OUT = ("9.*", "12.*", "13.*")
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}  # NON-STRICT: fails fast a little later than it could

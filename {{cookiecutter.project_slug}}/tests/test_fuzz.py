@@ -56,6 +56,8 @@ from ws_client import SERVER_EVENT, RoomsClient
 
 from {{ cookiecutter.package_name }} import protocol
 
+pytestmark = pytest.mark.slow
+
 SEED = int(os.environ.get("FUZZ_SEED", "6455"))
 CASES = int(os.environ.get("FUZZ_CASES", "10000"))
 TIME_LIMIT = float(os.environ.get("FUZZ_SECONDS", "60"))

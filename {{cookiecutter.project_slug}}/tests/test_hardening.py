@@ -381,6 +381,7 @@ def flood_once(server: Server, room: str, count: int) -> tuple[int, int | None, 
             return errors, None, sent  # never closed: the caller's assertion says so
 
 
+@pytest.mark.slow
 def test_a_flood_is_refused_then_closed_while_the_room_keeps_its_service(
     limits_server: Server,
 ) -> None:
@@ -441,6 +442,7 @@ def test_a_flood_is_refused_then_closed_while_the_room_keeps_its_service(
     assert flood_messages_seen <= len(floods) * (RATE_BURST + 5) < flood_sent
 
 
+@pytest.mark.slow
 def test_a_refused_message_is_not_acted_on(limits_server: Server) -> None:
     rooms = [f"refused-{n}" for n in range(2 * RATE_BURST)]
     with RoomsClient(limits_server.ws_url) as client:
@@ -462,6 +464,7 @@ def test_a_refused_message_is_not_acted_on(limits_server: Server) -> None:
             time.sleep(1.5 / RATE_LIMIT)  # within the rate
 
 
+@pytest.mark.slow
 def test_bursts_with_pauses_between_them_are_never_closed(limits_server: Server) -> None:
     refusals = 0
     with RoomsClient(limits_server.ws_url) as client:
@@ -548,6 +551,7 @@ def ping_server(
         yield server
 
 
+@pytest.mark.slow
 def test_a_peer_that_never_answers_pings_is_dropped_and_leaves_its_rooms(
     ping_server: Server,
 ) -> None:
@@ -578,6 +582,7 @@ def test_a_peer_that_never_answers_pings_is_dropped_and_leaves_its_rooms(
         assert (presence["event"], presence["members"]) == ("leave", 1)
 
 
+@pytest.mark.slow
 def test_a_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
     # The websockets client answers pings by itself.
     with RoomsClient(ping_server.ws_url) as client:
@@ -586,6 +591,7 @@ def test_a_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
         assert client.receive() == {"type": "pong"}
 
 
+@pytest.mark.slow
 def test_a_raw_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
     sock = open_websocket(ping_server.host, ping_server.port, "/ws/echo")
     with sock:

@@ -90,6 +90,7 @@ def test_member_counts_agree_across_processes(pair: tuple[Server, Server]) -> No
             assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 2)
 
 
+@pytest.mark.slow
 def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server]) -> None:
     one, two = pair
     with RoomsClient(one.ws_url) as alice:
@@ -107,6 +108,7 @@ def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server
         bob.close()
 
 
+@pytest.mark.slow
 def test_delivery_resumes_after_a_redis_restart(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:
@@ -133,6 +135,7 @@ def test_delivery_resumes_after_a_redis_restart(
             assert carol.join("phoenix")["members"] == 3
 
 
+@pytest.mark.slow
 def test_a_join_before_the_subscription_reaches_the_other_processes(
     tmp_path: Path, redis: RedisServer
 ) -> None:
@@ -163,6 +166,7 @@ def test_a_join_before_the_subscription_reaches_the_other_processes(
         stop_server(first)
 
 
+@pytest.mark.slow
 def test_joins_and_leaves_during_an_outage_reach_the_others_once_redis_is_back(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:
@@ -209,6 +213,7 @@ def last_count(client: RoomsClient, room: str, settle: float = 1.0) -> int:
     raise AssertionError(f"the events for {room} never stopped coming")
 
 
+@pytest.mark.slow
 def test_without_redis_health_is_503_and_local_clients_are_still_served(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:

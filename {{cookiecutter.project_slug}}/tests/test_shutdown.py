@@ -24,6 +24,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from ws_client import SERVER_EVENT
 
+pytestmark = pytest.mark.slow
+
 LONG_DRAIN = 30  # nothing should make a server wait this out
 DRAIN_TIMEOUT = 5
 EXIT_MARGIN = 2.0

@@ -90,8 +90,8 @@ class Settings:
             raise ConfigError(
                 f"LOG_LEVEL={log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}."
             )
-
 {%- if cookiecutter.broker == "redis" %}
+
         default = cls()
         redis_url = environ.get("REDIS_URL", default.redis_url).strip()
         if urllib.parse.urlsplit(redis_url).scheme not in REDIS_SCHEMES:
@@ -102,6 +102,7 @@ class Settings:
         if not redis_prefix or any(char.isspace() for char in redis_prefix):
             raise ConfigError("REDIS_PREFIX must be a non-empty word without spaces.")
 {%- else %}
+
         workers = _integer(environ, "WORKERS", cls.workers, 1, 256)
         if workers != 1:
             raise ConfigError(

@@ -16,8 +16,9 @@ from typing import Any
 MAX_ROOM_LENGTH = 64
 MAX_TEXT_LENGTH = 4096
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
-SURROGATES = re.compile("[\ud800-\udfff]")
 """Room names: ASCII letters, digits, ``_``, ``-``, ``.`` or ``:``, at most 64 of them."""
+SURROGATES = re.compile("[\ud800-\udfff]")
+"""Lone surrogates, which JSON can spell (``\\ud800``) and no UTF-8 frame can carry."""
 
 
 class ProtocolError(ValueError):
