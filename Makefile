@@ -27,10 +27,10 @@ demo: install ## Render the template (defaults, or ANSWERS=...) into build/demo 
 	$(BIN)/python scripts/demo.py $(DEMO_DIR) $(ANSWERS)
 
 test: install ## Run every template test: hooks, bad answers, every option combination baked and checked
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS) --maxschedchunk 1
 
 test-all: install ## The same, with every combination running its slow live suites too (about an hour)
-	FULL_MATRIX=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS)
+	FULL_MATRIX=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS) --maxschedchunk 1
 
 bench: install $(BENCH_VENV)/.installed ## Benchmark both variants beside raw websockets, Starlette, aiohttp: docs/benchmarks.md
 	$(BENCH_VENV)/bin/python bench/harness.py --cookiecutter $(BIN)/cookiecutter $(BENCH_ARGS)

@@ -43,8 +43,9 @@ def rendered(cookies_session: Any) -> Any:
 # Tests that run a baked project's own make, longest first: pytest-xdist hands out
 # tests in this order, so that no long one is left to start last.
 LONG_RUNNING = (
-    "test_generated_project_passes_all_its_tests_and_benchmarks",
+    "test_generated_project_passes_all_its_tests",
     "test_generated_project_passes_lint_and_its_fast_tests",
+    "test_generated_project_benchmark_runs",
     "test_render_with_a_relative_path_then_make_run_serves",
     "test_make_bench_writes_the_page_and_chart",
 )

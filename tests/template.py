@@ -8,8 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
+
+import pytest
+from interpreters import find_python
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
@@ -101,5 +106,37 @@ def run_make(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
+    )
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip for ``reason`` (something this machine lacks); under ``CI=true``, where
+    ``.ci/run`` installs everything, fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def installed_python(version: str) -> str:
+    """This machine's ``python<version>`` (on PATH or under pyenv), or :func:`unavailable`."""
+    python = find_python(version)
+    if python is None:
+        unavailable(f"python{version} is not installed here (pyenv install {version} to run this)")
+    return python
+
+
+def run_cookiecutter(
+    cwd: Path, *arguments: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``cookiecutter --no-input ARGUMENTS`` command, run in ``cwd`` with no stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", *arguments],
+        cwd=cwd,
+        env=dict(env if env is not None else os.environ),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
         check=False,
     )

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interpreters import find_python
 from markdown_it import MarkdownIt  # installed with cookiecutter (through rich)
-from template import SERVERS, TEMPLATE_DIR, run_make
+from template import SERVERS, TEMPLATE_DIR, installed_python, run_make
 
 FREE_TEXT = ("project_name", "description", "author_name")
 BIN = Path(sys.executable).parent
@@ -259,9 +258,7 @@ def test_jinja_in_extra_context_is_refused(
 
 def test_make_lint_passes_on_a_hostile_project(cookies: Any, tmp_path: Path) -> None:
     """The real tools (hatchling metadata, ruff, mypy) accept a hostile bake."""
-    python = find_python("3.12")
-    if python is None:
-        pytest.skip("python3.12 is not installed here")
+    python = installed_python("3.12")
     answers = answer_sets(tmp_path / "executed")
     project = bake(
         cookies,

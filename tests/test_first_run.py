@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from template import SERVERS
+from template import SERVERS, run_cookiecutter
 from websockets.sync.client import connect
 
 # make run creates .venv and installs the project and its dev tools first.
@@ -64,16 +64,7 @@ def test_render_with_a_relative_path_then_make_run_serves(
     checkout: Path, tmp_path: Path, server: str
 ) -> None:
     env = newcomers_environment()
-    rendered = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", checkout.name, f"server={server}"],
-        cwd=checkout.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    rendered = run_cookiecutter(checkout.parent, checkout.name, f"server={server}", env=env)
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     project = checkout.parent / "falcon-realtime"
 

@@ -16,22 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interpreters import find_python
-from template import PYTHON_VERSIONS, run_make, supported_from
+from template import PYTHON_VERSIONS, installed_python, run_make, supported_from, unavailable
 
 ANSWERS = {"python_version": "3.12", "use_docker": "n", "ci": "none"}
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-
-
-def python(version: str) -> str:
-    """This machine's ``python<version>``: skip (fail under CI) when it has none."""
-    found = find_python(version)
-    if found is None:
-        reason = f"python{version} is not installed here (pyenv install {version} to run this)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 def linked(folder: Path, programs: dict[str, str]) -> Path:
@@ -82,14 +70,17 @@ def test_the_finder_knows_the_versions_pyproject_and_ci_support(
 
 
 def test_the_answered_version_comes_first(project: Path, tmp_path: Path) -> None:
-    path = linked(tmp_path / "bin", {"python3.13": python("3.13"), "python3.12": python("3.12")})
+    path = linked(
+        tmp_path / "bin",
+        {"python3.13": installed_python("3.13"), "python3.12": installed_python("3.12")},
+    )
     done = find(project, str(path), tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{path / 'python3.12'}\n"
 
 
 def test_another_supported_version_on_path_is_taken(project: Path, tmp_path: Path) -> None:
-    path = linked(tmp_path / "bin", {"python3.13": python("3.13")})
+    path = linked(tmp_path / "bin", {"python3.13": installed_python("3.13")})
     done = find(project, str(path), tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{path / 'python3.13'}\n"
@@ -101,10 +92,7 @@ def test_behind_pyenv_shims_of_another_version_the_installed_one_is_found(
     """pyenv selects 3.11: its ``python3.12`` shim exits 127, yet 3.12 is installed."""
     shims = PYENV_ROOT / "shims"
     if not (shims / "python3.12").exists() or not list(PYENV_ROOT.glob("versions/3.11.*")):
-        reason = f"no pyenv with Python 3.11 and 3.12 under {PYENV_ROOT}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"no pyenv with Python 3.11 and 3.12 under {PYENV_ROOT}")
     selected = sorted(PYENV_ROOT.glob("versions/3.11.*"))[-1].name
     environment = {"PYENV_ROOT": str(PYENV_ROOT), "PYENV_VERSION": selected}
     shim = subprocess.run(
@@ -125,7 +113,7 @@ def test_behind_pyenv_shims_of_another_version_the_installed_one_is_found(
 def test_uv_is_asked_when_path_and_pyenv_have_none(project: Path, tmp_path: Path) -> None:
     """uv finds the interpreter of the active virtualenv, which is on no PATH here."""
     venv = tmp_path / "venv"
-    subprocess.run([python("3.13"), "-m", "venv", "--without-pip", venv], check=True)
+    subprocess.run([installed_python("3.13"), "-m", "venv", "--without-pip", venv], check=True)
     path = linked(tmp_path / "bin", {"uv": str(Path(sys.executable).with_name("uv"))})
     done = find(project, str(path), tmp_path, VIRTUAL_ENV=str(venv))
     assert done.returncode == 0, done.stderr
@@ -134,7 +122,10 @@ def test_uv_is_asked_when_path_and_pyenv_have_none(project: Path, tmp_path: Path
 
 
 def test_no_supported_python_stops_with_one_line(project: Path, tmp_path: Path) -> None:
-    path = linked(tmp_path / "bin", {"python3.10": python("3.10"), "python3": python("3.10")})
+    path = linked(
+        tmp_path / "bin",
+        {"python3.10": installed_python("3.10"), "python3": installed_python("3.10")},
+    )
     done = find(project, str(path), tmp_path)
     assert done.returncode == 1
     assert done.stdout == ""
@@ -162,6 +153,6 @@ def test_make_stops_with_that_line_and_python_overrides_it(cookies: Any, tmp_pat
     assert "ERROR: no Python 3.12, 3.13 found" in done.stderr
     assert not (project / ".venv").exists()
 
-    done = run_make(project, "install", f"PYTHON={python('3.13')}")
+    done = run_make(project, "install", f"PYTHON={installed_python('3.13')}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert version_of(str(project / ".venv/bin/python")) == "3.13"

@@ -4,9 +4,10 @@ Each combination of server x broker x python_version is baked with Docker and CI
 files on (the licenses rotate as in COMBINATIONS) and every such file is run
 through its own validator: hadolint, actionlint, the compose-spec and GitHub
 workflow JSON schemas (check-jsonschema's vendored copies), ``docker compose
-config`` (the real compose loader; it needs no daemon) and ``pre-commit
-validate-config``. All of them come from requirements-dev.txt; nothing is
-downloaded at run time. No image is built: that needs a Docker daemon.
+config`` (the real compose loader; it needs no daemon), ``pre-commit
+validate-config``, and shellcheck on the Makefile's Python finder. All of them
+come from requirements-dev.txt; nothing is downloaded at run time. No image is
+built: that needs a Docker daemon.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def test_shipped_files_pass_their_validators(rendered: Any, answers: dict[str, s
     workflow = ".github/workflows/ci.yml"
     complaints = [
         run(BIN / "hadolint", "Dockerfile", cwd=project),
+        run(BIN / "shellcheck", "scripts/find-python.sh", cwd=project),
         run(BIN / "actionlint", "-no-color", workflow, cwd=project),
         run(
             BIN / "check-jsonschema",

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
+
+from template import run_cookiecutter
 
 
 def cookiecutter(cwd: Path, template: str, home: Path) -> subprocess.CompletedProcess[str]:
     """``cookiecutter --no-input TEMPLATE`` run in ``cwd``, with a ``HOME`` of its own."""
     # A home of its own: git templates are cloned into ~/.cookiecutters, replays kept there.
-    env = {**os.environ, "HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", template],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    return run_cookiecutter(cwd, template, env={**os.environ, "HOME": str(home)})
 
 
 def assert_rendered(done: subprocess.CompletedProcess[str], where: Path) -> None:

@@ -21,7 +21,7 @@ find_version() { # find_version VERSION: print a working interpreter of VERSION,
         candidate=$(command -v "$name" 2>/dev/null) || continue
         if reports "$candidate" "$1"; then echo "$candidate"; return 0; fi
     done
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}/versions/$1".*/bin/"python$1"; do
+    for candidate in "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/$1".*/bin/"python$1"; do
         if reports "$candidate" "$1"; then echo "$candidate"; return 0; fi
     done
     if command -v uv >/dev/null 2>&1; then

@@ -48,6 +48,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from ws_client import SERVER_EVENT, RoomsClient
 
+pytestmark = pytest.mark.slow
+
 ENDPOINTS = ["/ws", "/ws/echo"]
 ALLOWED_ORIGINS = "https://app.example.com,http://localhost:5173"
 MAX_MESSAGE_BYTES = 1024
@@ -381,7 +383,6 @@ def flood_once(server: Server, room: str, count: int) -> tuple[int, int | None, 
             return errors, None, sent  # never closed: the caller's assertion says so
 
 
-@pytest.mark.slow
 def test_a_flood_is_refused_then_closed_while_the_room_keeps_its_service(
     limits_server: Server,
 ) -> None:
@@ -442,7 +443,6 @@ def test_a_flood_is_refused_then_closed_while_the_room_keeps_its_service(
     assert flood_messages_seen <= len(floods) * (RATE_BURST + 5) < flood_sent
 
 
-@pytest.mark.slow
 def test_a_refused_message_is_not_acted_on(limits_server: Server) -> None:
     rooms = [f"refused-{n}" for n in range(2 * RATE_BURST)]
     with RoomsClient(limits_server.ws_url) as client:
@@ -464,7 +464,6 @@ def test_a_refused_message_is_not_acted_on(limits_server: Server) -> None:
             time.sleep(1.5 / RATE_LIMIT)  # within the rate
 
 
-@pytest.mark.slow
 def test_bursts_with_pauses_between_them_are_never_closed(limits_server: Server) -> None:
     refusals = 0
     with RoomsClient(limits_server.ws_url) as client:
@@ -551,7 +550,6 @@ def ping_server(
         yield server
 
 
-@pytest.mark.slow
 def test_a_peer_that_never_answers_pings_is_dropped_and_leaves_its_rooms(
     ping_server: Server,
 ) -> None:
@@ -582,7 +580,6 @@ def test_a_peer_that_never_answers_pings_is_dropped_and_leaves_its_rooms(
         assert (presence["event"], presence["members"]) == ("leave", 1)
 
 
-@pytest.mark.slow
 def test_a_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
     # The websockets client answers pings by itself.
     with RoomsClient(ping_server.ws_url) as client:
@@ -591,7 +588,6 @@ def test_a_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
         assert client.receive() == {"type": "pong"}
 
 
-@pytest.mark.slow
 def test_a_raw_peer_that_answers_pings_stays_connected(ping_server: Server) -> None:
     sock = open_websocket(ping_server.host, ping_server.port, "/ws/echo")
     with sock:

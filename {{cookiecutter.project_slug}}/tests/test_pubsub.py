@@ -35,6 +35,11 @@ class Process:
     def send(self, connection_id: str, **message: Any) -> None:
         self.alone(self.hub.receive(connection_id, json.dumps(message)))
 
+    def cut_off(self) -> None:
+        """Subscribe (what the joins so far held is sent: a clean start), then lose Redis."""
+        self.subscriber.on_subscribed()
+        self.subscriber.on_lost(ConnectionError("gone"), 0)
+
     def alone(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as a broker that is not subscribed does."""
         run(self.hub, effects, self.subscriber.carry_locally)
@@ -89,8 +94,7 @@ def test_a_departure_served_alone_is_announced_once_subscribed() -> None:
     bob, _ = process.connect()
     for member in (alice, bob):
         process.send(member, type="join", room="lobby")
-    process.subscriber.on_subscribed()  # what those joins held is sent: a clean start
-    process.subscriber.on_lost(ConnectionError("gone"), 0)
+    process.cut_off()
     alice_box.take()
 
     process.alone(process.hub.disconnect(bob))
@@ -107,8 +111,7 @@ def test_a_room_left_by_every_member_here_still_gets_its_departures_announced() 
     process = Process()
     alice, _ = process.connect()
     process.send(alice, type="join", room="lobby")
-    process.subscriber.on_subscribed()
-    process.subscriber.on_lost(ConnectionError("gone"), 0)
+    process.cut_off()
     process.alone(process.hub.disconnect(alice))
     (recount,) = process.subscriber.on_subscribed()
     assert isinstance(recount, Recount)
@@ -120,8 +123,7 @@ def test_held_presences_are_bounded_and_the_count_still_comes_through() -> None:
     process = Process()
     watcher, watcher_box = process.connect()
     process.send(watcher, type="join", room="busy")
-    process.subscriber.on_subscribed()
-    process.subscriber.on_lost(ConnectionError("gone"), 0)
+    process.cut_off()
     watcher_box.take()
     for _ in range(HELD_PRESENCES):  # a join and a leave each
         member, _ = process.connect()

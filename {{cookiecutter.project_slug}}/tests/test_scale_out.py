@@ -23,6 +23,8 @@ from {{ cookiecutter.package_name }} import protocol
 from {{ cookiecutter.package_name }}.pubsub import HEARTBEAT_TTL, Names, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Publish
 
+pytestmark = pytest.mark.slow
+
 RECOVERY_TIMEOUT = 15.0
 PAUSE_MS = 3000
 
@@ -90,7 +92,6 @@ def test_member_counts_agree_across_processes(pair: tuple[Server, Server]) -> No
             assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 2)
 
 
-@pytest.mark.slow
 def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server]) -> None:
     one, two = pair
     with RoomsClient(one.ws_url) as alice:
@@ -108,7 +109,6 @@ def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server
         bob.close()
 
 
-@pytest.mark.slow
 def test_delivery_resumes_after_a_redis_restart(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:
@@ -118,9 +118,7 @@ def test_delivery_resumes_after_a_redis_restart(
         bob.join("phoenix")
         alice.expect("presence")
 
-        redis.kill()
-        for server in pair:
-            assert "Redis" in str(wait_for_health(server, 503, RECOVERY_TIMEOUT)["reason"])
+        kill_and_wait(redis, pair)
         redis.start()
         started = time.monotonic()
         for server in pair:
@@ -135,7 +133,6 @@ def test_delivery_resumes_after_a_redis_restart(
             assert carol.join("phoenix")["members"] == 3
 
 
-@pytest.mark.slow
 def test_a_join_before_the_subscription_reaches_the_other_processes(
     tmp_path: Path, redis: RedisServer
 ) -> None:
@@ -166,7 +163,6 @@ def test_a_join_before_the_subscription_reaches_the_other_processes(
         stop_server(first)
 
 
-@pytest.mark.slow
 def test_joins_and_leaves_during_an_outage_reach_the_others_once_redis_is_back(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:
@@ -180,9 +176,7 @@ def test_joins_and_leaves_during_an_outage_reach_the_others_once_redis_is_back(
         for client in (alice, bob):
             assert client.expect("presence")["members"] == 3
 
-        redis.kill()
-        for server in pair:
-            wait_for_health(server, 503, RECOVERY_TIMEOUT)
+        kill_and_wait(redis, pair)
         carol.close()  # leaves while the processes cannot tell each other
         with RoomsClient(two.ws_url) as dave:
             assert dave.join("gap")["members"] == 2  # this process's members alone: bob, dave
@@ -196,6 +190,13 @@ def test_joins_and_leaves_during_an_outage_reach_the_others_once_redis_is_back(
             alice.send(type="message", room="gap", text="all here")
             for client in (bob, dave):
                 assert client.expect("message")["text"] == "all here"
+
+
+def kill_and_wait(redis: RedisServer, servers: tuple[Server, ...]) -> None:
+    """Kill Redis and wait until every server says it is not ready, and why."""
+    redis.kill()
+    for server in servers:
+        assert "Redis" in str(wait_for_health(server, 503, RECOVERY_TIMEOUT)["reason"])
 
 
 def last_count(client: RoomsClient, room: str, settle: float = 1.0) -> int:
@@ -213,7 +214,6 @@ def last_count(client: RoomsClient, room: str, settle: float = 1.0) -> int:
     raise AssertionError(f"the events for {room} never stopped coming")
 
 
-@pytest.mark.slow
 def test_without_redis_health_is_503_and_local_clients_are_still_served(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:

@@ -153,6 +153,7 @@ def small_outbox_server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[
         stop_server(running)
 
 
+@pytest.mark.slow  # a server of its own
 def test_a_burst_bigger_than_an_outbox_reaches_readers_that_keep_reading(
     small_outbox_server: Server,
 ) -> None:
@@ -180,6 +181,7 @@ def test_a_burst_bigger_than_an_outbox_reaches_readers_that_keep_reading(
         assert texts == {sender.id: expected, reader.id: expected}
 
 
+@pytest.mark.slow  # a server of its own
 def test_a_reader_that_never_reads_is_cut_off_while_others_keep_receiving(
     small_outbox_server: Server,
 ) -> None:
