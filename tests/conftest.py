@@ -10,7 +10,9 @@ import pytest
 from template import TEMPLATE_DIR, combination_id
 
 # What a user's checkout holds: not this checkout's virtualenvs, builds and caches.
-NOT_IN_A_CHECKOUT = shutil.ignore_patterns(".git", ".venv*", "build", "*cache*", ".hypothesis")
+NOT_IN_A_CHECKOUT = shutil.ignore_patterns(
+    ".git", ".venv", ".venv-bench", "build", "__pycache__", ".*_cache", ".hypothesis"
+)
 
 
 @pytest.fixture

@@ -98,4 +98,4 @@ def test_render_with_a_relative_path_then_make_run_serves(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert "Creating .venv with" in log.read_text(errors="replace")
+    assert "Installing into .venv with" in log.read_text(errors="replace")

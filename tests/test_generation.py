@@ -57,7 +57,7 @@ EXCLUDED_WORDS = {
     ),
 }
 RUNTIME_DEPENDENCIES = {
-    ("server", "asgi-uvicorn"): {"falcon", "uvicorn"},
+    ("server", "asgi-uvicorn"): {"falcon", "uvicorn", "websockets"},
     ("server", "wsgi-gevent"): {"falcon", "gevent", "gevent-websocket", "gunicorn"},
     ("broker", "memory"): set(),
     ("broker", "redis"): {"redis"},

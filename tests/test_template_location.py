@@ -51,7 +51,9 @@ def test_absolute_path(checkout: Path, tmp_path: Path) -> None:
 
 
 def test_git_url(checkout: Path, tmp_path: Path) -> None:
+    # Settings of its own, whatever the user's git config says (signing, hooks).
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    git += ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
     subprocess.run([*git, "init", "--quiet"], cwd=checkout, check=True)
     subprocess.run([*git, "add", "--all"], cwd=checkout, check=True)
     subprocess.run([*git, "commit", "--quiet", "-m", "template"], cwd=checkout, check=True)

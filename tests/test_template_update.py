@@ -59,6 +59,7 @@ def template_repo(root: Path) -> Path:
     shutil.copy2(TEMPLATE_DIR / "cookiecutter.json", repo)
     junk = shutil.ignore_patterns("__pycache__", "*.py[cod]")
     shutil.copytree(TEMPLATE_DIR / "hooks", repo / "hooks", ignore=junk)
+    shutil.copytree(TEMPLATE_DIR / "templates", repo / "templates", ignore=junk)
     shutil.copytree(TEMPLATE_DIR / PROJECT_TEMPLATE, repo / PROJECT_TEMPLATE, ignore=junk)
     ok("git", "init", "--quiet", "--initial-branch=main", cwd=repo)
     commit_all(repo, "Template v1")

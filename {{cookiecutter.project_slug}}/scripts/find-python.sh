@@ -3,30 +3,31 @@
 #
 # Python {{ cookiecutter.python_version }} (the oldest supported, as in pyproject.toml) when
 # there is one, else the newest other supported version; each looked for on PATH, then
-# among pyenv's installed versions, then with `uv python find` when uv is there. A pyenv
-# shim of a version that is not selected fails when run, so every candidate is run once.
+# among pyenv's installed versions (any patch release), then with `uv python find` when
+# uv is there. A pyenv shim of a version that is not selected fails when run, so every
+# candidate is run once.
 # None fits: one line on stderr saying which versions would, and exit status 1.
-{%- set versions = ["3.10", "3.11", "3.12", "3.13"] | select("ge", cookiecutter.python_version) | list %}
+{%- from "pythons.jinja" import supported %}{% set versions = supported(cookiecutter.python_version).split() %}
 set -u
 
 supported="{{ versions | join(" ") }}"
 preferred="{{ versions | first }}"
 
-reports() { # reports CANDIDATE VERSION: true if CANDIDATE runs and is Python VERSION
+is_python() { # is_python CANDIDATE VERSION: true if CANDIDATE runs and is Python VERSION
     [ -n "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$2" ]
 }
 
 find_version() { # find_version VERSION: print a working interpreter of VERSION, if any
     for name in "python$1" python3 python; do
         candidate=$(command -v "$name" 2>/dev/null) || continue
-        if reports "$candidate" "$1"; then echo "$candidate"; return 0; fi
+        if is_python "$candidate" "$1"; then echo "$candidate"; return 0; fi
     done
     for candidate in "${PYENV_ROOT:-${HOME:-}/.pyenv}/versions/$1".*/bin/"python$1"; do
-        if reports "$candidate" "$1"; then echo "$candidate"; return 0; fi
+        if is_python "$candidate" "$1"; then echo "$candidate"; return 0; fi
     done
     if command -v uv >/dev/null 2>&1; then
         candidate=$(uv python find --no-project "$1" 2>/dev/null)
-        if reports "$candidate" "$1"; then echo "$candidate"; return 0; fi
+        if is_python "$candidate" "$1"; then echo "$candidate"; return 0; fi
     fi
     return 1
 }

@@ -26,7 +26,6 @@ from {{ cookiecutter.package_name }}.rooms import Publish
 pytestmark = pytest.mark.slow
 
 RECOVERY_TIMEOUT = 15.0
-PAUSE_MS = 3000
 
 
 @pytest.fixture
@@ -138,25 +137,27 @@ def test_a_join_before_the_subscription_reaches_the_other_processes(
 ) -> None:
     """A process that is up before it is subscribed serves joins alone, then announces them.
 
-    Redis is paused (CLIENT PAUSE) while the second process starts, so that it
-    serves bob's join before it can subscribe: the order that a restart with
-    several workers leaves to chance.
+    The second process's Redis user may do anything but SUBSCRIBE until the test
+    allows it, so that it serves bob's join before it is subscribed: the order
+    that a restart with several workers leaves to chance.
     """
     env = {"REDIS_URL": redis.url, "REDIS_PREFIX": "late", "WORKERS": "1"}
     first = start_server(tmp_path, env)
     try:
         with RoomsClient(first.ws_url) as alice, redis_client.Redis.from_url(redis.url) as admin:
             alice.join("late")
-            admin.client_pause(PAUSE_MS)
-            second = start_server(tmp_path, env, started=(200, 503))
+            admin.acl_setuser("late", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"])
+            admin.execute_command("ACL", "SETUSER", "late", "+@all", "-subscribe")
+            late_url = redis.url.replace("redis://", "redis://late:pw@")
+            second = start_server(tmp_path, {**env, "REDIS_URL": late_url}, started=(503,))
             try:
-                assert get(f"{second.http_url}/health")[0] == 503, "subscribed before the test"
                 with RoomsClient(second.ws_url) as bob:
-                    assert bob.join("late")["members"] == 1  # served alone: Redis is paused
+                    assert bob.join("late")["members"] == 1  # served alone
+                    admin.execute_command("ACL", "SETUSER", "late", "+subscribe")
                     wait_for_health(second, 200, RECOVERY_TIMEOUT)
                     event = alice.expect("presence", timeout=RECOVERY_TIMEOUT)
                     assert (event["event"], event["id"], event["members"]) == ("join", bob.id, 2)
-                    assert bob.expect("joined", timeout=RECOVERY_TIMEOUT)["members"] == 2
+                    assert last_count(bob, "late") == 2
             finally:
                 stop_server(second)
     finally:

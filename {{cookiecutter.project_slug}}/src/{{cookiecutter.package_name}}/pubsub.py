@@ -40,8 +40,11 @@ RECONNECT_BACKOFF = EqualJitterBackoff(cap=5.0, base=0.1)
 SUBSCRIBE_TIMEOUT = 5.0
 """Seconds Redis has to confirm a subscription."""
 HELD_PRESENCES = 256
-"""Presences held per room while not subscribed; older ones are dropped (the counts
-are not lost: what is sent once subscribed carries the room's total)."""
+"""Presences held per room while Redis is away; older ones are dropped (the counts
+are not lost: what is sent once it is back carries the room's total)."""
+HELD_ROOMS = 10_000
+"""Rooms whose presences are held while Redis is away; more are not held, and the
+other processes' members of those rooms keep an old count until their next change."""
 
 # KEYS[1]: the room's hash. ARGV: process id, its member count, heartbeat key
 # prefix, channel, envelope head (room and separator), then four values per
@@ -173,35 +176,59 @@ class Subscriber:
     def carry_locally(self, effect: Publish | Recount) -> list[Effect]:
         """Carry out ``effect`` in this process alone, while Redis cannot.
 
-        A publish reaches this process's members. Of a recount, only the
-        ``joined`` goes out now, so that the join completes; the presences are
-        held for :meth:`on_subscribed`: the other processes cannot get them yet,
-        and a count of this process alone would be wrong for everyone.
+        A publish reaches this process's members. Of a recount, the ``joined``
+        for a joining member goes out now, so that the join completes; the
+        presences are held (see :meth:`next_held`): the other processes cannot
+        get them yet, and a count of this process alone would be wrong for
+        everyone. A ``joined`` for a whole room waits for the next one.
         """
         if isinstance(effect, Publish):
             return locally(self.hub, effect)
-        held = self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES))
-        held.extend(a for a in effect.announcements if a.only is None)
+        presences = [a for a in effect.announcements if a.skip is not None]
+        if presences and (effect.room in self._held or len(self._held) < HELD_ROOMS):
+            self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES)).extend(presences)
+        elif presences and len(self._held) == HELD_ROOMS:
+            log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
+            self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
         joined = tuple(a for a in effect.announcements if a.only is not None)
         return locally(self.hub, replace(effect, announcements=joined))
 
-    def on_subscribed(self) -> list[Effect]:
-        """Now subscribed (and registered): bring every count up to date, through Redis.
+    def next_held(self) -> Recount | None:
+        """The oldest room with held presences, as the recount that sends them and a
+        ``joined`` with the room's total to its every member; None if nothing is held.
 
-        For each room with members here or presences held, one recount: the
-        held presences go out, and every member of the room, in every process,
-        gets ``joined`` again with the room's total. The process that comes back
-        last so corrects what the others announced while it was missing; joins
-        whose own ``joined`` was lost with the connection get theirs too.
+        A broker sends these, and calls :meth:`sent` for each, before any other
+        effect once Redis serves it again: so the others get a room's changes in
+        the order they happened, and the members served alone their real count.
+        """
+        for room, presences in self._held.items():
+            return Recount(room, self.hub.members(room), (*presences, self.hub.joined(room)))
+        return None
+
+    def sent(self, recount: Recount) -> None:
+        """``recount`` from :meth:`next_held` went through Redis."""
+        del self._held[recount.room]
+
+    def on_subscribed(self) -> list[Effect]:
+        """Now subscribed (and registered): a recount of every room with members here
+        or presences held, with a ``joined`` and the real total for its every member,
+        in every process.
+
+        The process that comes back last so corrects what the others announced
+        while it was missing, and joins whose own ``joined`` was lost with the
+        connection get theirs. A room with presences held gets its ``joined`` with
+        them (:meth:`next_held`), which go out before. All through Redis, so that
+        counts reach everyone in order.
         """
         self.subscribed = True
         log.info("subscribed to Redis at %s", self.where)
         self.hub.forget_pending()
-        held, self._held = self._held, {}
-        return [
-            Recount(room, self.hub.members(room), (*held.get(room, ()), self.hub.joined(room)))
-            for room in dict.fromkeys([*held, *self.hub.local_rooms()])
-        ]
+        rooms = dict.fromkeys([*self.hub.local_rooms(), *self._held])
+        return [Recount(room, self.hub.members(room), self._refresh(room)) for room in rooms]
+
+    def _refresh(self, room: str) -> tuple[Announcement, ...]:
+        # A room with presences held gets its joined with them, sent before this recount.
+        return () if room in self._held else (self.hub.joined(room),)
 
     def check_subscribed(self, confirmation: dict[str, Any] | None) -> None:
         """Raise unless ``confirmation`` is Redis's answer to the SUBSCRIBE just sent.

@@ -98,17 +98,22 @@ class RedisBroker(Subscriber):
         """Publish, or recount and announce, through Redis; locally while it is unreachable."""
         if self.subscribed:
             try:
+                while (held := self.next_held()) is not None:
+                    await self._recount(held)
+                    self.sent(held)
                 if isinstance(effect, Publish):
                     await self._redis.publish(self.names.channel, encode_envelope(effect))
                 else:
-                    await self._recount_script(
-                        keys=[self.names.room(effect.room)],
-                        args=recount_arguments(self.names, effect),
-                    )
+                    await self._recount(effect)
                 return []  # this process's members get it back through the subscription
             except RedisError as error:
                 self.on_failed(error)
         return self.carry_locally(effect)
+
+    async def _recount(self, recount: Recount) -> None:
+        await self._recount_script(
+            keys=[self.names.room(recount.room)], args=recount_arguments(self.names, recount)
+        )
 
     async def _listen(self) -> None:
         failures = 0

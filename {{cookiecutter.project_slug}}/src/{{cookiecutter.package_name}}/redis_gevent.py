@@ -63,17 +63,22 @@ class RedisBroker(Subscriber):
         """Publish, or recount and announce, through Redis; locally while it is unreachable."""
         if self.subscribed:
             try:
+                while (held := self.next_held()) is not None:
+                    self._recount(held)
+                    self.sent(held)
                 if isinstance(effect, Publish):
                     self._redis.publish(self.names.channel, encode_envelope(effect))
                 else:
-                    self._recount_script(
-                        keys=[self.names.room(effect.room)],
-                        args=recount_arguments(self.names, effect),
-                    )
+                    self._recount(effect)
                 return []  # this process's members get it back through the subscription
             except RedisError as error:
                 self.on_failed(error)
         return self.carry_locally(effect)
+
+    def _recount(self, recount: Recount) -> None:
+        self._recount_script(
+            keys=[self.names.room(recount.room)], args=recount_arguments(self.names, recount)
+        )
 
     def _listen(self) -> None:
         failures = 0

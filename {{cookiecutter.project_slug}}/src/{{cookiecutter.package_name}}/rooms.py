@@ -215,8 +215,11 @@ class Hub:
         return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
 
     def forget_pending(self) -> None:
-        """Count every join as answered: the broker reconnected and tells each member its
-        room's count again, and no frame published before it reconnected will come."""
+        """Count every join as answered, once the broker has reconnected.
+
+        The broker tells each member its room's count again, and no frame
+        published before it reconnected will come.
+        """
         self._pending.clear()
 
     def members(self, room: str) -> int:
