@@ -29,7 +29,7 @@ demo: install ## Render the template (defaults, or ANSWERS=...) into build/demo 
 test: install ## Run every template test: hooks, bad answers, every option combination baked and checked
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS) --maxschedchunk 1
 
-test-all: install ## The same, with every combination running its slow live suites too (about an hour)
+test-all: install ## The same, with the slow live suites and the benchmark in every combination
 	FULL_MATRIX=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS) --maxschedchunk 1
 
 bench: install $(BENCH_VENV)/.installed ## Benchmark both variants beside raw websockets, Starlette, aiohttp: docs/benchmarks.md
