@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from template import TEMPLATE_DIR, combination_id
+from template import TEMPLATE_DIR, bake, combination_id
 
 # What a user's checkout holds: not this checkout's virtualenvs, builds and caches.
 NOT_IN_A_CHECKOUT = shutil.ignore_patterns(
@@ -33,10 +33,7 @@ def rendered(cookies_session: Any) -> Any:
     def render(answers: dict[str, str]) -> Path:
         key = combination_id(answers)
         if key not in projects:
-            result = cookies_session.bake(extra_context=answers)
-            assert result.exception is None, result.exception
-            assert result.exit_code == 0
-            projects[key] = result.project_path
+            projects[key] = bake(cookies_session, answers)
         return projects[key]
 
     return render

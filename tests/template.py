@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from interpreters import find_python
@@ -79,6 +79,16 @@ def supported_from(version: str) -> list[str]:
         return tuple(int(part) for part in choice.split("."))
 
     return sorted((choice for choice in PYTHON_VERSIONS if key(choice) >= key(version)), key=key)
+
+
+def bake(cookies: Any, answers: dict[str, str]) -> Path:
+    """The project pytest-cookies' ``cookies`` (or ``cookies_session``) bakes from ``answers``."""
+    result = cookies.bake(extra_context=answers)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    project: Path = result.project_path
+    assert project.is_dir()
+    return project
 
 
 def combination_id(answers: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from template import (
     LIVE,
     PYTHON_VERSIONS,
     TEMPLATE_DIR,
+    bake,
     combination_id,
     installed_python,
     run_make,
@@ -90,15 +91,6 @@ MAKE_TARGET = re.compile(r"^[^\s#=]+:(?!=)")
 def options(answers: dict[str, str]) -> list[tuple[str, str]]:
     """The structural (option, value) pairs of ``answers``."""
     return [(key, answers[key]) for key in ("server", "broker", "use_docker", "ci", "license")]
-
-
-def bake(cookies: Any, answers: dict[str, str]) -> Path:
-    result = cookies.bake(extra_context=answers)
-    assert result.exception is None, result.exception
-    assert result.exit_code == 0
-    project: Path = result.project_path
-    assert project.is_dir()
-    return project
 
 
 def project_files(project: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from template import PYTHON_VERSIONS, installed_python, run_make, supported_from, unavailable
+from template import PYTHON_VERSIONS, bake, installed_python, run_make, supported_from, unavailable
 
 ANSWERS = {"python_version": "3.12", "use_docker": "n", "ci": "none"}
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
@@ -141,9 +141,7 @@ def test_no_supported_python_stops_with_one_line(project: Path, tmp_path: Path) 
 
 
 def test_make_stops_with_that_line_and_python_overrides_it(cookies: Any, tmp_path: Path) -> None:
-    result = cookies.bake(extra_context=ANSWERS)
-    assert result.exit_code == 0, result.exception
-    project: Path = result.project_path
+    project = bake(cookies, ANSWERS)
     only_make = linked(tmp_path / "bin", {"make": "/usr/bin/make", "sh": "/bin/sh"})
     done = subprocess.run(
         ["make", "install"],
