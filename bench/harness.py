@@ -1,13 +1,14 @@
-"""``make bench`` of the template: both variants beside raw websockets, Starlette and aiohttp.
+"""``make bench`` of the template: both variants beside raw websockets and four peers.
 
 It renders each server variant (default answers, memory broker) into ``--build-dir``, installs
 each with its own ``make install``, and runs the rendered project's own benchmark
-(``bench/run.py``, the same workloads and load client as the project's ``make bench``) on five
-servers at once: the two variants, each one worker, and the peers, each one process: the raw
-``websockets`` reference (the project's ``bench/reference.py``), Starlette on uvicorn and aiohttp
-(``bench/peers/``). With ``redis-server`` installed, it then runs each ``broker=redis`` variant's
-``bench/redis_pubsub.py`` (two processes through Redis). It writes ``benchmarks.md``,
-``benchmarks.png`` and ``benchmarks.json`` into ``--out``.
+(``bench/run.py``, the same workloads and picows load client as the project's ``make bench``,
+no compression anywhere) on all servers in one run: the two variants, each one worker, and the
+peers, each one process: the raw ``websockets`` reference (the project's ``bench/reference.py``),
+Starlette on uvicorn, aiohttp, node ``ws`` (when ``node`` and ``npm`` are installed) and a picows
+server, the ceiling of Python (``bench/peers/``). With ``redis-server`` installed, it then runs
+each ``broker=redis`` variant's ``bench/redis_pubsub.py`` (two processes through Redis). It
+writes ``benchmarks.md``, ``benchmarks.png`` and ``benchmarks.json`` into ``--out``.
 
 Arguments it does not know go to ``bench/run.py`` (``--tiny``, ``--seconds 5``, ...).
 """
@@ -33,11 +34,42 @@ BENCH_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = BENCH_DIR.parent
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
 LABELS = {"asgi-uvicorn": "falcon ASGI (uvicorn)", "wsgi-gevent": "falcon WSGI (gunicorn+gevent)"}
+NO_NODE = "node ws: not measured, node and npm are not installed (apt-get install nodejs npm)"
 TINY_REDIS = ["--messages", "200", "--senders", "1"]
 RUN_TIMEOUT = 3600  # seconds any one benchmark script may take, whatever it is told
 
 
-def server_specs(projects: Sequence[render.Project]) -> list[dict[str, object]]:
+def node_peer(build_dir: Path) -> dict[str, object] | None:
+    """The node ``ws`` peer, installed with ``npm ci`` into ``build_dir``; None without node."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None
+    source, target = BENCH_DIR / "peers" / "node", build_dir / "node"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(source / name, target / name)
+    subprocess.run(  # npm from PATH: the registry's ws, at the version package-lock.json pins
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=target,
+        check=True,
+        capture_output=True,
+        timeout=render.INSTALL_TIMEOUT,
+    )
+    return {
+        "label": "node ws",
+        "command": ["node", str(source / "server.js"), "--port", "{port}"],
+        "env": {"NODE_PATH": str(target / "node_modules")},
+    }
+
+
+def node_versions(installed: Path) -> dict[str, str]:
+    done = subprocess.run(["node", "--version"], check=True, capture_output=True, text=True)
+    package = json.loads((installed / "node_modules" / "ws" / "package.json").read_text())
+    return {"node": done.stdout.strip().lstrip("v"), "ws": package["version"]}
+
+
+def server_specs(
+    projects: Sequence[render.Project], node: dict[str, object] | None
+) -> list[dict[str, object]]:
     """The servers of the run, as ``bench/run.py --servers`` reads them."""
     bench = projects[0].path / "bench"
     sys.path.insert(0, str(bench))
@@ -71,6 +103,12 @@ def server_specs(projects: Sequence[render.Project]) -> list[dict[str, object]]:
         {
             "label": "aiohttp",
             "command": [*peer, str(BENCH_DIR / "peers" / "aiohttp_app.py"), "--port", "{port}"],
+        },
+        *([node] if node else []),
+        {
+            "label": "picows (a ceiling)",
+            "command": [*peer, str(BENCH_DIR / "peers" / "picows_app.py"), "--port", "{port}"],
+            "ceiling": True,
         },
     ]
     return specs
@@ -145,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     options.out.mkdir(parents=True, exist_ok=True)
     specs_path, results_path = options.build_dir / "servers.json", options.out / "benchmarks.json"
-    specs_path.write_text(json.dumps(server_specs(projects), indent=1))
+    node = node_peer(options.build_dir)
+    specs_path.write_text(json.dumps(server_specs(projects, node), indent=1))
     command = [
         sys.executable,
         "bench/run.py",
@@ -159,9 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         print(f"bench: the websocket benchmark failed ({code})", file=sys.stderr)
         return code
+    if node is None:
+        output += f"\n- {NO_NODE}\n"
     sections = [output, *redis_sections(options, options.cookiecutter)]
     environments = {LABELS[p.server]: render.versions(p.python) for p in projects}
     environments["peers and load client"] = render.versions(sys.executable)
+    if node is not None:
+        environments["node ws"] = node_versions(options.build_dir / "node")
     results = json.loads(results_path.read_text())["results"]
     report.chart(results, options.out / report.CHART_NAME)
     invocation = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")

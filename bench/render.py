@@ -16,7 +16,17 @@ from interpreters import find_python  # noqa: E402 - scripts/ is not a package
 
 INSTALL_TIMEOUT = 600
 # What the benchmark reports of each environment.
-PACKAGES = ("falcon", "uvicorn", "gunicorn", "gevent", "websockets", "starlette", "aiohttp")
+PACKAGES = (
+    "falcon",
+    "uvicorn",
+    "gunicorn",
+    "gevent",
+    "websockets",
+    "starlette",
+    "aiohttp",
+    "picows",
+    "uvloop",
+)
 
 
 @dataclass(frozen=True)

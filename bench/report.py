@@ -60,10 +60,12 @@ def page(
         "- how to read: the servers ran one after the other (echo, idle) or in alternating"
         " rounds (fan-out), each with one process, on the same machine as the load clients;"
         " read the ratios, not the absolute figures, and on a shared machine treat differences"
-        " of 10-20% between two runs as noise. Each server keeps its own default compression:"
-        " the falcon variants decline permessage-deflate (it costs more than it saves on"
-        " chat-sized frames), the peers negotiate it with the clients, which offer it as"
-        " browsers do.",
+        " of 10-20% between two runs as noise.",
+        "- equal terms: every server gets the same load clients (picows on uvloop; the load"
+        " table gives their CPU per round trip) and none"
+        " compresses: the clients offer no permessage-deflate and every server is set to"
+        " decline it. There is no table with compression: falcon WSGI cannot compress"
+        " (gevent-websocket has no permessage-deflate) and falcon ASGI declines it by default.",
         "",
         f"![ratios to raw websockets]({CHART_NAME})",
         "",

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
-from template import TEMPLATE_DIR
+from template import TEMPLATE_DIR, unavailable
 
-# Lines the page must have: the table's reference row and the client's calibration.
-EXPECTED = ("| raw websockets |", "| aiohttp |", "| Starlette (uvicorn) |", "client ceiling:")
+# Lines the page must have: every server's row, the equal terms and the client's calibration.
+EXPECTED = (
+    "| raw websockets |",
+    "| aiohttp |",
+    "| Starlette (uvicorn) |",
+    "| picows (a ceiling) |",
+    "- compression: none for every server",
+    "client ceiling:",
+)
 
 
 def test_make_bench_writes_the_page_and_chart(tmp_path: Path) -> None:
@@ -28,4 +36,10 @@ def test_make_bench_writes_the_page_and_chart(tmp_path: Path) -> None:
         assert line in page, page
     assert "falcon ASGI (uvicorn)" in page
     assert "falcon WSGI (gunicorn+gevent)" in page
+    assert "would compress with a browser" not in page  # every server declined deflate
+    if shutil.which("node") and shutil.which("npm"):
+        assert "| node ws |" in page, page
+    else:
+        assert "node ws: not measured" in page, page
+        unavailable("node ws was not measured: node and npm are not installed")
     assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")

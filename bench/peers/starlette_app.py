@@ -1,8 +1,8 @@
 """The Starlette peer on uvicorn (what FastAPI users run): echo and one-room fan-out.
 
 Written as the Starlette and FastAPI docs show it (a connection manager that awaits each
-member's send in turn), one uvicorn process with its defaults:
-``python starlette_app.py --port PORT``.
+member's send in turn), one uvicorn process with its defaults but compression, which is off
+for every server of the benchmark: ``python starlette_app.py --port PORT``.
 """
 
 from __future__ import annotations
@@ -47,4 +47,5 @@ app = Starlette(routes=[WebSocketRoute("/ws/echo", echo), WebSocketRoute("/ws", 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
-    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning")
+    port = parser.parse_args().port
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False)

@@ -12,7 +12,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,29 @@ def connect_options(deflate: bool) -> dict[str, Any]:
     if "proxy" in inspect.signature(connect).parameters:
         options["proxy"] = None  # never route 127.0.0.1 through a proxy from the environment
     return options
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is installed (a dev dependency), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)  # asyncio.Runner's loop_factory would do, from Python 3.11
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
+def loop_name() -> str:
+    """The event loop of :func:`run_on_uvloop`."""
+    try:
+        return f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "asyncio"
 
 
 async def at_most(seconds: float, future: asyncio.Future[Any]) -> bool:

@@ -1,4 +1,4 @@
-"""The reference server: the raw ``websockets`` library, no framework, one process.
+"""The reference server: the raw ``websockets`` library on uvloop, no framework, one process.
 
 ``/ws/echo`` sends every frame back; ``/ws`` keeps one set of members per room and broadcasts
 each ``message`` to it, encoded once. It answers what the benchmark clients send (``join`` with
@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from common import HOST
+from common import HOST, run_on_uvloop
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -67,11 +67,12 @@ async def main(port: int) -> None:
         path = ws.request.path if ws.request else ""
         await (echo(ws) if path == "/ws/echo" else rooms.serve(ws))
 
-    async with serve(handler, HOST, port):  # its defaults: deflate, pings every 20 s
+    # Its defaults but compression, as every server of the benchmark; pings every 20 s.
+    async with serve(handler, HOST, port, compression=None):
         await asyncio.get_running_loop().create_future()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(main(parser.parse_args().port))
+    run_on_uvloop(main(parser.parse_args().port))

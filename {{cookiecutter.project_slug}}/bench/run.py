@@ -6,13 +6,14 @@ Run it from the project root with the project's virtualenv (``make bench``)::
 
 It starts this project's server (as ``make run`` does, one worker) and the reference server
 (``bench/reference.py``: the raw ``websockets`` library, one process) on free ports of
-127.0.0.1, or the servers listed in ``--servers FILE``, and measures, with load clients in
-``--client-processes`` processes of their own:
+127.0.0.1, or the servers listed in ``--servers FILE``, and measures, on equal terms (the
+same ``picows`` load clients for every server, in ``--client-processes`` processes of their
+own, offering no compression):
 
 1. echo: ``--connections`` connections send 32-character texts to ``/ws/echo`` and wait for
    each to come back, for ``--seconds`` (in ``--slices`` slices, the servers in turn forward
    and backward, so that drifts in a shared machine's load hit all alike): round trips per
-   second, latency p50/p99;
+   second, latency p50/p99, and the server's and the clients' CPU time per round trip;
 2. fan-out: ``--receivers`` clients and one sender join one room on ``/ws``; each round the
    sender sends one message and the round ends when every receiver has it: p50/p99 over
    ``--rounds`` rounds (after ``--warmup``) of the time until all were reached, and the
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
@@ -42,7 +44,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import workloads
-from common import BenchError, at_most, log_findings, positive, project_metadata, run_bench
+from common import (
+    BenchError,
+    at_most,
+    log_findings,
+    loop_name,
+    positive,
+    project_metadata,
+    run_bench,
+)
 from servers import RunningServer, default_specs, load_specs, running
 from table import load_table, table
 from workloads import ClientPool, EchoSample, Result
@@ -64,10 +74,14 @@ async def measure(
 ) -> tuple[list[Result], list[str]]:
     results = [Result(s.label, s.spec.reference) for s in servers]
     notes: list[str] = []
-    deflate = options.compression == "deflate"
     for server, result in zip(servers, results, strict=True):
-        result.compression = await workloads.negotiated_compression(server, deflate)
-    async with ClientPool(options.client_processes, deflate) as pool:
+        result.deflate_offer = await workloads.deflate_offer(server)
+    if accepting := [r.label for r in results if r.deflate_offer == "accepted"]:
+        notes.append(
+            f"{', '.join(accepting)} would compress with a browser (they accept an offer of "
+            "permessage-deflate); here the load clients offer none, so no server compressed"
+        )
+    async with ClientPool(options.client_processes) as pool:
         if "idle" in options.workloads:
             levels = [int(level) for level in options.idle.split(",")]
             for server, result in zip(servers, results, strict=True):
@@ -107,11 +121,14 @@ async def measure_within(
 async def calibrate(
     servers: Sequence[RunningServer], results: Sequence[Result], options: argparse.Namespace
 ) -> list[str]:
-    """Echo on the fastest server again with twice the load clients: the clients' ceiling."""
-    fastest = max(range(len(results)), key=lambda index: results[index].echo_rate or 0.0)
+    """Echo on the fastest server again with twice the load clients: the clients' ceiling.
+
+    A server marked as a ceiling is left out: it is there to show what the clients can drive.
+    """
+    candidates = [i for i, server in enumerate(servers) if not server.spec.ceiling]
+    fastest = max(candidates, key=lambda index: results[index].echo_rate or 0.0)
     sample = EchoSample()
-    deflate = options.compression == "deflate"
-    async with ClientPool(2 * options.client_processes, deflate) as pool:
+    async with ClientPool(2 * options.client_processes) as pool:
         await workloads.echo(
             pool, servers[fastest], sample, options.connections, options.seconds / 2
         )
@@ -143,14 +160,14 @@ def header(options: argparse.Namespace) -> str:
     project, dependencies = project_metadata()
     uname = platform.uname()
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    deflate = options.compression == "deflate"
-    offer = "permessage-deflate, as browsers do" if deflate else "no compression"
     lines = [
         "## Websocket benchmark\n",
         f"- machine: {os.cpu_count()} CPUs, {uname.system} {uname.release} {uname.machine}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"load average {load} at start",
-        f"- load: {options.client_processes} client processes; clients offer {offer}",
+        f"- load: {options.client_processes} client processes of picows "
+        f"{importlib.metadata.version('picows')} on {loop_name()}, the same for every server",
+        "- compression: none for every server (the clients offer no permessage-deflate)",
     ]
     if not options.servers:
         lines.insert(2, f"- project: {project} ({', '.join(dependencies) or '?'})")
@@ -213,12 +230,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--idle", default="1000,5000", help="idle connection counts (default 1000,5000)")
     add("--settle", type=float, default=1.0, help="seconds before reading memory (default 1)")
     add("--client-processes", type=positive, default=os.cpu_count() or 1, help="(default: CPUs)")
-    add(
-        "--compression",
-        choices=["deflate", "none"],
-        default="deflate",
-        help="what the clients offer (default deflate, like browsers)",
-    )
     add("--servers", type=Path, help="JSON list of servers to measure instead of the default two")
     add("--json", type=Path, help="also write the results to this file")
     add("--timeout", type=float, default=1200.0, help="seconds the whole run may take")

@@ -39,6 +39,7 @@ class ServerSpec:
     cwd: str = "."
     env: Mapping[str, str] = field(default_factory=dict)
     reference: bool = False  # the one every ratio is to
+    ceiling: bool = False  # a bound to read the others against, not a peer: not calibrated
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ServerSpec:
@@ -48,11 +49,13 @@ class ServerSpec:
             cwd=str(data.get("cwd", ".")),
             env={str(key): str(value) for key, value in data.get("env", {}).items()},
             reference=bool(data.get("reference", False)),
+            ceiling=bool(data.get("ceiling", False)),
         )
 
 
 def load_specs(path: Path) -> list[ServerSpec]:
-    """The servers listed in a JSON file: ``[{"label", "command", "cwd", "env", "reference"}]``."""
+    """The servers listed in a JSON file: ``[{"label", "command", "cwd", "env", "reference",
+    "ceiling"}]``."""
     return [ServerSpec.from_json(item) for item in json.loads(path.read_text())]
 
 

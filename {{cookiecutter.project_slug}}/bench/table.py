@@ -16,6 +16,7 @@ def columns(results: Sequence[Result]) -> list[tuple[str, Figure, str]]:
         ("echo round trips/s", lambda r: r.echo_rate, ",.0f"),
         ("echo p50 (ms)", lambda r: r.echo_p50, ".2f"),
         ("echo p99 (ms)", lambda r: r.echo_p99, ".2f"),
+        ("echo server CPU/round trip (µs)", lambda r: r.echo_server_us, ".1f"),
         ("fan-out all reached p50 (ms)", lambda r: r.fanout_p50, ".2f"),
         ("fan-out all reached p99 (ms)", lambda r: r.fanout_p99, ".2f"),
         ("fan-out server CPU/round (ms)", lambda r: r.fanout_server_ms, ".1f"),
@@ -42,24 +43,33 @@ def table(results: Sequence[Result]) -> str:
     """One row per server; ``(0.80x)`` is the ratio to the reference's figure in that column."""
     reference = next((result for result in results if result.reference), None)
     chosen = columns(results)
-    header = ["server", "compression", *(heading for heading, _, _ in chosen)]
-    rows = [header, ["---", "---"] + ["---:"] * len(chosen)]
+    header = ["server", *(heading for heading, _, _ in chosen)]
+    rows = [header, ["---"] + ["---:"] * len(chosen)]
     for result in results:
         cells = [
             cell(figure(result), figure(reference) if reference else None, spec)
             for _, figure, spec in chosen
         ]
-        rows.append([result.label, result.compression, *cells])
+        rows.append([result.label, *cells])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def load_table(results: Sequence[Result]) -> str:
     """Who was busy: the server's and the load clients' share of a CPU during the workloads."""
     rows = [
-        ["server", "echo: server CPU", "echo: CPU per load client", "fan-out: client CPU/round"],
-        ["---", "---:", "---:", "---:"],
+        [
+            "server",
+            "echo: server CPU",
+            "echo: CPU per load client",
+            "echo: client CPU/round trip (µs)",
+            "fan-out: client CPU/round",
+        ],
+        ["---", "---:", "---:", "---:", "---:"],
     ]
     for result in results:
-        shares = [result.echo_server_cpu, result.echo_client_cpu, result.fanout_client_cpu]
-        rows.append([result.label, *("-" if s is None else f"{s:.0%}" for s in shares)])
+        shares = [result.echo_server_cpu, result.echo_client_cpu]
+        per_trip = "-" if result.echo_client_us is None else f"{result.echo_client_us:.1f}"
+        fanout = "-" if result.fanout_client_cpu is None else f"{result.fanout_client_cpu:.0%}"
+        cells = ["-" if s is None else f"{s:.0%}" for s in shares]
+        rows.append([result.label, *cells, per_trip, fanout])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)

@@ -37,12 +37,14 @@ class Result:
 
     label: str
     reference: bool = False
-    compression: str = "?"
+    deflate_offer: str = "?"  # what the server answered an offer of permessage-deflate
     echo_rate: float | None = None  # round trips per second, all connections together
     echo_p50: float | None = None
     echo_p99: float | None = None
     echo_server_cpu: float | None = None  # share of one CPU the server used
     echo_client_cpu: float | None = None  # share of one CPU each load client used
+    echo_server_us: float | None = None  # server CPU per round trip, in µs
+    echo_client_us: float | None = None  # load-client CPU per round trip, in µs
     fanout_p50: float | None = None  # all reached: from the send until the last receiver has it
     fanout_p99: float | None = None
     fanout_rounds: int = 0
@@ -65,9 +67,8 @@ def split(total: int, parts: int) -> list[int]:
 class ClientPool:
     """Load-client processes (``loadclient.py``), each answering one command at a time."""
 
-    def __init__(self, processes: int, deflate: bool) -> None:
+    def __init__(self, processes: int) -> None:
         self.size = processes
-        self.deflate = deflate
         self.processes: list[asyncio.subprocess.Process] = []
         self.broken = False  # a command failed: answers may no longer match questions
 
@@ -83,7 +84,6 @@ class ClientPool:
                     limit=2**28,  # an answer holds every latency it measured
                 )
             )
-        await self.each("deflate", [{"on": self.deflate}] * self.size)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -156,6 +156,9 @@ class EchoSample:
         result.echo_p50, result.echo_p99 = milliseconds(latencies, 50), milliseconds(latencies, 99)
         result.echo_server_cpu = self.server_cpu / self.server_seconds
         result.echo_client_cpu = self.client_cpu / self.client_seconds
+        if latencies:
+            result.echo_server_us = self.server_cpu / len(latencies) * 1e6
+            result.echo_client_us = self.client_cpu / len(latencies) * 1e6
 
 
 async def echo(
@@ -217,7 +220,7 @@ async def fanout(
         for server in servers:
             args = [{"url": f"{server.ws_url}/ws", "count": n, "room": ROOM} for n in shares]
             await pool.each("join", args)
-            ws = await connect(f"{server.ws_url}/ws", **connect_options(pool.deflate))
+            ws = await connect(f"{server.ws_url}/ws", **connect_options(deflate=False))
             senders.append(Sender(ws))
             await ws.send(json.dumps({"type": "join", "room": ROOM}))
             if not await at_most(COMMAND_TIMEOUT, asyncio.ensure_future(senders[-1].joined.wait())):
@@ -291,8 +294,12 @@ async def idle(
         await pool.close_all()
 
 
-async def negotiated_compression(server: RunningServer, deflate: bool) -> str:
-    """What the server answers to the clients' offer of permessage-deflate."""
-    async with connect(f"{server.ws_url}/ws/echo", **connect_options(deflate)) as ws:
+async def deflate_offer(server: RunningServer) -> str:
+    """What the server answers an offer of permessage-deflate: ``declined`` or ``accepted``.
+
+    The load clients offer none, so no server compresses in the benchmark; this says which
+    would with a browser, which always offers it.
+    """
+    async with connect(f"{server.ws_url}/ws/echo", **connect_options(deflate=True)) as ws:
         extensions = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
-        return "permessage-deflate" if extensions else "none"
+        return "accepted" if extensions else "declined"

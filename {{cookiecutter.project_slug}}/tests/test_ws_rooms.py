@@ -132,6 +132,27 @@ def test_rooms_are_cleaned_up_however_a_connection_ends(server: Server, how: str
             assert carol.join("cleanup-2")["members"] == 1
 
 
+def test_a_member_that_only_receives_is_counted_out_when_it_vanishes(server: Server) -> None:
+    """Noticed while messages stream to it: every connection always has a receive
+    pending on the server, which is what lets the ASGI variant turn off falcon's
+    read-ahead buffer (``max_receive_queue = 0``)."""
+    with RoomsClient(server.ws_url) as alice:
+        alice.join("quiet")
+        bob = RoomsClient(server.ws_url)
+        bob.join("quiet")
+        alice.expect("presence")
+        for n in range(16):  # within the rate limit's burst
+            alice.send(type="message", room="quiet", text=str(n))
+            if n == 8:
+                bob.ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame
+        events = [alice.receive() for _ in range(17)]  # her 16 messages and bob's leave
+        assert [e["text"] for e in events if e["type"] == "message"] == [str(n) for n in range(16)]
+        assert [e for e in events if e["type"] == "presence"] == [
+            {"type": "presence", "room": "quiet", "members": 1, "id": bob.id, "event": "leave"}
+        ]
+        bob.close()
+
+
 def test_client_messages_in_the_readme_match_the_schema() -> None:
     for message in (
         {"type": "join", "room": "lobby"},

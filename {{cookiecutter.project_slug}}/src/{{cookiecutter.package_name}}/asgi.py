@@ -5,6 +5,7 @@ environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 """
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -158,25 +159,40 @@ class EchoResource:
 
 
 class Outbox:
-    """A connection's bounded queue of frames, filled by the hub, drained by its sender."""
+    """A connection's bounded queue of frames, filled by the hub, drained by its sender.
+
+    One deque and futures made when needed, not an ``asyncio.Queue`` and an
+    ``Event``: every connection holds its outbox for life, idle or not, and
+    those would hold four deques and a task to wait on the event.
+    """
 
     def __init__(self, size: int) -> None:
-        self.frames: asyncio.Queue[str] = asyncio.Queue(size)
-        self.closed = asyncio.Event()
+        self.size = size
+        self.frames: collections.deque[str] = collections.deque()
+        self.ready: asyncio.Future[None] | None = None  # while the sender waits
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_code = 1000
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
-        try:
-            self.frames.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self.frames) >= self.size:
             return False
+        self.frames.append(frame)
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
         return True
 
+    async def get(self) -> str:
+        """The next frame, once there is one."""
+        while not self.frames:
+            self.ready = asyncio.get_running_loop().create_future()
+            await self.ready
+        return self.frames.popleft()
+
     def close(self, code: int, reason: str) -> None:
-        if not self.closed.is_set():
+        if not self.closed.done():
             self.close_code, self.close_reason = code, reason
-            self.closed.set()
+            self.closed.set_result(None)
 
 
 class RoomsResource:
@@ -208,18 +224,17 @@ class RoomsResource:
         tasks = {
             asyncio.create_task(self._send_frames(ws, outbox)),
             asyncio.create_task(self._receive_frames(ws, connection_id, outbox)),
-            asyncio.create_task(outbox.closed.wait()),
         }
         try:
             # Whichever ends first ends the connection: the peer left, a send
             # failed, or the hub or the receiver asked for a close.
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*tasks, outbox.closed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.broker.submit(self.hub.disconnect(connection_id))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if outbox.closed.is_set():
+        if outbox.closed.done():
             # What was queued before the close (the errors that led to it, say) goes
             # first, for a bounded time: a reader too slow for its outbox takes nothing.
             flush = asyncio.create_task(self._send_queued(ws, outbox))
@@ -230,13 +245,13 @@ class RoomsResource:
 
     async def _send_queued(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
-            while not outbox.frames.empty():
-                await ws.send_text(outbox.frames.get_nowait())
+            while outbox.frames:
+                await ws.send_text(outbox.frames.popleft())
 
     async def _send_frames(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
             while True:
-                await ws.send_text(await outbox.frames.get())
+                await ws.send_text(await outbox.get())
 
     async def _receive_frames(
         self, ws: falcon.asgi.WebSocket, connection_id: str, outbox: Outbox
@@ -283,6 +298,10 @@ def create_app(
     # media handlers turn receive_media() into exactly that.
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.TEXT] = RawText()
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.BINARY] = RawBinary()
+    # Falcon's receive buffer (a task per connection that reads ahead) is for apps
+    # that stop receiving while they send, to notice a peer that left; every
+    # handler here always has a receive pending, which notices it as soon.
+    app.ws_options.max_receive_queue = 0
 
     app.add_route("/", IndexResource())
     app.add_route("/health", HealthResource(hub, broker))
