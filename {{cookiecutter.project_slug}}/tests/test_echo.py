@@ -1,10 +1,41 @@
 """``/ws/echo`` on the real server, through a real websocket client."""
 
+import itertools
 import socket
+from collections.abc import Iterator
 
 import pytest
 from live_server import Server
+from raw_websocket import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    close_code,
+    close_frame,
+    frame,
+    open_websocket,
+    read_frame,
+)
 from websockets.sync.client import connect
+
+# Client frames of every kind a peer may send, and the frames each must bring back.
+FRAMES_AND_ANSWERS = [
+    (frame(b"a"), (OPCODE_TEXT, b"a")),
+    (frame(b"\x00\x01", OPCODE_BINARY), (OPCODE_BINARY, b"\x00\x01")),
+    (frame(b"p", OPCODE_PING), (OPCODE_PONG, b"p")),
+    (
+        frame(b"hel", fin=False) + frame(b"p", OPCODE_PING) + frame(b"lo", OPCODE_CONTINUATION),
+        (OPCODE_PONG, b"p"),
+    ),
+    (b"", (OPCODE_TEXT, b"hello")),  # the fragmented message, once whole
+    (frame(b"y" * 126), (OPCODE_TEXT, b"y" * 126)),  # a 16-bit length
+    (frame(bytes(range(256)) * 20, OPCODE_BINARY), (OPCODE_BINARY, bytes(range(256)) * 20)),
+    (frame("é✓".encode() * 40), (OPCODE_TEXT, "é✓".encode() * 40)),
+    (frame(b""), (OPCODE_TEXT, b"")),
+]
 
 
 @pytest.mark.parametrize(
@@ -55,6 +86,46 @@ def test_server_keeps_serving_after_a_client_drops(server: Server) -> None:
     with connect(f"{server.ws_url}/ws/echo", open_timeout=5) as ws:
         ws.send("still here?")
         assert ws.recv(timeout=5) == "still here?"
+
+
+def cut(data: bytes, chunking: str) -> Iterator[bytes]:
+    if chunking == "one write":
+        yield data
+    elif chunking == "byte by byte":
+        yield from (data[i : i + 1] for i in range(len(data)))
+    else:  # uneven pieces, so that cuts fall inside every part of a frame
+        at = 0
+        for size in itertools.cycle((1, 2, 3, 5, 7, 11, 13, 64)):
+            if at >= len(data):
+                return
+            yield data[at : at + size]
+            at += size
+
+
+@pytest.mark.parametrize("chunking", ["one write", "byte by byte", "uneven pieces"])
+def test_frames_are_answered_alike_however_the_stream_is_cut(server: Server, chunking: str) -> None:
+    """Whole frames, fragments with a ping between, 7- and 16-bit lengths and a close,
+    in one write or cut anywhere: the same answers, the echoes in order. (Pongs
+    come from the protocol layer, so they may pass echoes, which come from the app.
+    The ASGI variant reads whole unfragmented frames itself and gives the rest to
+    websockets' parser; this is where the two meet.)"""
+    sock = open_websocket(server.host, server.port, "/ws/echo")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(10)
+    with sock:
+        for piece in cut(b"".join(data for data, _ in FRAMES_AND_ANSWERS), chunking):
+            sock.sendall(piece)
+        answers = [read_frame(sock) for _ in FRAMES_AND_ANSWERS]
+        for piece in cut(close_frame(1000), chunking):
+            sock.sendall(piece)
+        answers.append(read_frame(sock))
+    expected = [answer for _, answer in FRAMES_AND_ANSWERS]
+    assert [a for a in answers if a[0] == OPCODE_PONG] == [(OPCODE_PONG, b"p")] * 2
+    assert [a for a in answers if a[0] in (OPCODE_TEXT, OPCODE_BINARY)] == [
+        a for a in expected if a[0] in (OPCODE_TEXT, OPCODE_BINARY)
+    ]
+    assert answers[-1][0] == OPCODE_CLOSE
+    assert close_code(answers[-1][1]) == 1000
 
 
 @pytest.mark.parametrize("path", ["/ws", "/ws/echo"])

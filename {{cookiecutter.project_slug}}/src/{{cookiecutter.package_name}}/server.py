@@ -19,9 +19,15 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C extension
+    from websockets.utils import apply_mask
 from websockets.server import ServerProtocol
 
 from .config import Settings
@@ -46,9 +52,32 @@ class ServerConnection(ServerProtocol):
         super().recv_frame(frame)
 
 
+# Frames up to this size take the short path; a larger one would be gathered
+# here chunk by chunk, where websockets' parser reads it in place.
+SHORT_PATH_BYTES = 64 * 1024
+
+
+def frame_head(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """``(first byte, payload length, payload offset)`` of the masked client frame
+    starting at ``data[at]`` (RFC 6455, section 5.2), or None while its head is
+    incomplete. The payload offset is past the 4-byte mask, which precedes it."""
+    if len(data) - at < 2:
+        return None
+    length = data[at + 1] & 0x7F
+    if length == 126:
+        if len(data) - at < 4:
+            return None
+        return data[at], int.from_bytes(data[at + 2 : at + 4], "big"), at + 8
+    if length == 127:
+        if len(data) - at < 10:
+            return None
+        return data[at], int.from_bytes(data[at + 2 : at + 10], "big"), at + 14
+    return data[at], length, at + 6
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol over a :class:`ServerConnection`, with a short
-    path for sending and less held per connection.
+    """uvicorn's websocket protocol over a :class:`ServerConnection`, with short
+    paths for what every message takes and less held per connection.
 
     It closes with 1001 (going away) when the server stops or a peer stops
     answering pings: uvicorn says 1012 (service restart) on shutdown, which
@@ -56,13 +85,93 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     ping timeout, which blames the server; neither is true here.
     """
 
+    # Until the handshake, and for good after anything unusual, every byte goes
+    # through websockets' parser; see data_received().
+    _short_path = True
+    _request_ended = False
+    _request_tail = b""
+    _unparsed = b""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn builds its ServerProtocol here with no way to choose the class;
         # switching the class keeps every setting uvicorn gave it (size limit, extensions).
         self.conn.__class__ = ServerConnection
 
+    def data_received(self, data: bytes) -> None:
+        """Whole unfragmented data frames are unmasked here and go to the app as
+        uvicorn's own parsing would send them; every other frame goes through
+        websockets' parser, whole, so that the parser never holds part of one.
+
+        websockets' generator-based parser costs more than the rest of a small
+        message's way through the server. Whatever could need a refusal on its
+        head alone (reserved bits, no mask, over the size limit), a frame over
+        :data:`SHORT_PATH_BYTES`, anything after a close, and frames that arrive
+        before the handshake is over leave this path for good: from there on
+        websockets sees every byte, as it would without it.
+        """
+        if not self._short_path:
+            super().data_received(data)
+        elif not self.handshake_complete:
+            self._note_request(data)
+            super().data_received(data)
+        else:
+            self._parse_frames(self._unparsed + data if self._unparsed else data)
+
+    def _note_request(self, data: bytes) -> None:
+        """Keep the short path only if the handshake request ends where a chunk
+        ends: bytes after it are frames that websockets' parser already holds."""
+        seen = self._request_tail + data
+        ended = seen.endswith(b"\r\n\r\n")
+        if self._request_ended or (b"\r\n\r\n" in seen and not ended):
+            self._short_path = False
+        self._request_ended = ended
+        self._request_tail = seen[-4:]
+
+    def _parse_frames(self, data: bytes) -> None:
+        at = 0
+        limit = self.config.ws_max_size
+        while head := frame_head(data, at):
+            first, length, start = head
+            if (
+                first & 0x70  # reserved bits: no extension is negotiated on this path
+                or not data[at + 1] & 0x80  # unmasked
+                or (limit is not None and length > limit)
+                or length > SHORT_PATH_BYTES
+                or self.close_sent
+                or self.conn.state is not State.OPEN
+                or self.conn.extensions
+            ):
+                self._short_path = False
+                break
+            end = start + length
+            if len(data) < end:
+                break
+            opcode = first & 0x0F
+            if first & 0x80 and opcode in (1, 2) and self.conn.current_size is None:
+                payload = apply_mask(data[start:end], data[start - 4 : start])
+                if opcode == 1:
+                    self.handle_text(Frame(Opcode.TEXT, payload))
+                else:
+                    self.handle_bytes(Frame(Opcode.BINARY, payload))
+            else:  # control frames and fragments: websockets' parser, one whole frame
+                super().data_received(data[at:end])
+            at = end
+        rest = data[at:] if at else data
+        self._unparsed = rest if self._short_path else b""
+        if rest and not self._short_path:
+            super().data_received(rest)
+
     async def send(self, message: Any) -> None:
+        if self.close_sent and self.handshake_complete and self.initial_response is None:
+            # uvicorn raises RuntimeError for these, as for a bug in the app; but the
+            # server closes on its own (a peer's protocol error, shutdown) while the
+            # app may be about to send. The ASGI spec asks for an OSError, which
+            # falcon turns into WebSocketDisconnected; a second close is a no-op.
+            if message["type"] == "websocket.close":
+                return
+            if message["type"] == "websocket.send":
+                raise ClientDisconnected
         if message["type"] == "websocket.send" and self._can_write_now():
             # What uvicorn's path comes to for a frame that can go at once, without
             # its waits and copies: every message and every member of a broadcast
