@@ -13,6 +13,8 @@ alike. For messages of many kilobytes of text it may pay; turn it on with
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import copy
 import logging
 from typing import Any
@@ -75,6 +77,33 @@ def frame_head(data: bytes, at: int) -> tuple[int, int, int] | None:
     return data[at], length, at + 6
 
 
+class ReceiveQueue:
+    """What uvicorn asks of the queue of events for the app's ``receive()``, in one
+    deque and a future made while the app waits: an ``asyncio.Queue`` holds four
+    deques for the whole life of every connection."""
+
+    def __init__(self) -> None:
+        self.events: collections.deque[Any] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, event: Any) -> None:
+        self.events.append(event)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self.events:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.events.popleft()
+
+    def empty(self) -> bool:
+        return not self.events
+
+    def qsize(self) -> int:
+        return len(self.events)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol over a :class:`ServerConnection`, with short
     paths for what every message takes and less held per connection.
@@ -97,6 +126,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # uvicorn builds its ServerProtocol here with no way to choose the class;
         # switching the class keeps every setting uvicorn gave it (size limit, extensions).
         self.conn.__class__ = ServerConnection
+        self.queue = ReceiveQueue()  # type: ignore[assignment]  # what uvicorn uses of a Queue
 
     def data_received(self, data: bytes) -> None:
         """Whole unfragmented data frames are unmasked here and go to the app as

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import socket
 import struct
 import time
 from typing import Any
 
+import gevent
 import gevent.lock
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import Header
@@ -198,6 +200,44 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         state: Any = self
         with contextlib.suppress(OSError, AttributeError):
             state.handler.socket.shutdown(socket.SHUT_RDWR)
+
+    def send_nowait(self, message: str) -> bool:
+        """Send a text frame if that needs no waiting: True once it is on its way.
+
+        False when it would have to wait (another greenlet is writing, or the
+        socket's buffer is full) or cannot go (closed, a frame cut short); the
+        caller then queues it for a greenlet that may wait. A frame the socket
+        takes only in part is finished by a greenlet of its own, which holds the
+        write lock to the end, so that nothing passes it.
+        """
+        state: Any = self
+        if state.closed or self.torn or not self.write_lock.acquire(blocking=False):
+            return False
+        data = message.encode()
+        frame = bytes(Header.encode_header(True, OPCODE_TEXT, b"", len(data), 0)) + data
+        try:
+            # os.write on the non-blocking socket answers at once; gevent's send
+            # would wait for room instead.
+            sent = os.write(state.handler.socket.fileno(), frame)
+        except OSError:  # no room (BlockingIOError), or the peer is gone
+            self.write_lock.release()
+            return False
+        if sent == len(frame):
+            self.write_lock.release()
+        else:
+            self.torn = True  # until the rest is out
+            gevent.spawn(self._write_rest, memoryview(frame)[sent:])
+        return True
+
+    def _write_rest(self, rest: memoryview) -> None:
+        state: Any = self
+        try:
+            state.raw_write(rest)
+            self.torn = False
+        except (OSError, TypeError):
+            pass  # torn for good: the next send fails, and that ends the connection
+        finally:
+            self.write_lock.release()
 
     def _write_frame(self, data: bytes, opcode: int) -> None:
         header = bytes(Header.encode_header(True, opcode, b"", len(data), 0))

@@ -41,6 +41,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
 WEBSOCKET_VERSION = "13"
+RFILE_BUFFER_BYTES = 1024  # per connection, for the handshake and the frames
 
 
 def is_upgrade_request(environ: dict[str, Any]) -> bool:
@@ -75,23 +76,56 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def keep_alive(websocket: WebSocket, interval: float, timeout: float) -> None:
+class KeepAlive:
     """Ping ``websocket`` every ``interval`` seconds; drop it if nothing comes back in
-    ``timeout`` seconds, neither a pong nor anything else."""
-    while not websocket.closed:
-        gevent.sleep(interval)
+    ``timeout`` seconds, neither a pong nor anything else.
+
+    Between two pings it holds timers, no greenlet: a greenlet keeps a stack of
+    its own, which would be most of an idle connection's memory. Only the sending
+    of a ping, and the closing of a silent peer, run in a greenlet of their own.
+    """
+
+    def __init__(self, websocket: WebSocket, interval: float, timeout: float) -> None:
+        self.websocket = websocket
+        self.interval = interval
+        self.timeout = timeout
+        self.greenlet: gevent.Greenlet[..., None] | None = None
+        self.timer = gevent.get_hub().loop.timer(interval)
+        self.timer.start(self._spawn, self._ping)
+
+    def stop(self) -> None:
+        self.timer.stop()
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+
+    def _spawn(self, run: Callable[[], None]) -> None:
+        self.greenlet = gevent.spawn(run)
+
+    def _ping(self) -> None:
+        websocket = self.websocket
         pinged = time.monotonic()
         try:
             # A peer that does not read blocks the ping: it is as good as gone.
-            with contextlib.suppress(gevent.Timeout), gevent.Timeout(timeout):
+            with contextlib.suppress(gevent.Timeout), gevent.Timeout(self.timeout):
                 websocket.send_frame(b"", OPCODE_PING)
         except WebSocketError:
             return
-        gevent.sleep(max(0.0, timeout - (time.monotonic() - pinged)))
+        self.greenlet = None
+        wait = max(0.0, self.timeout - (time.monotonic() - pinged))
+        self.timer = gevent.get_hub().loop.timer(wait)
+        self.timer.start(self._check, pinged)
+
+    def _check(self, pinged: float) -> None:
+        websocket = self.websocket
         if websocket.last_seen < pinged:
-            websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
-            websocket.abort()  # wakes the app's receive() with the end of the connection
-            return
+            self._spawn(self._drop)
+        elif not websocket.closed:
+            self.timer = gevent.get_hub().loop.timer(self.interval)
+            self.timer.start(self._spawn, self._ping)
+
+    def _drop(self) -> None:
+        self.websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
+        self.websocket.abort()  # wakes the app's receive() with the end of the connection
 
 
 class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
@@ -107,8 +141,16 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
 
     environ: dict[str, Any]
     websocket: WebSocket | None = None
-    pinger: gevent.Greenlet[..., None] | None = None
+    pinger: KeepAlive | None = None
     failed = False  # the app crashed while it had the websocket
+
+    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
+        if rfile is None:
+            # pywsgi's default buffer is 8 KiB, allocated at once and kept as long as
+            # the connection: most of an idle websocket's memory. Frames and request
+            # lines longer than the buffer are still read whole.
+            rfile = sock.makefile("rb", RFILE_BUFFER_BYTES)
+        super().__init__(sock, address, server, rfile)
 
     def read_requestline(self) -> str:
         if self.shutting_down:
@@ -158,9 +200,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
         self.environ["wsgi.websocket"] = websocket
         self.write(b"")  # sends the 101 now
         self.open_sockets.add(websocket)
-        self.pinger = gevent.spawn(
-            keep_alive, websocket, self.settings.ping_interval, self.settings.ping_timeout
-        )
+        self.pinger = KeepAlive(websocket, self.settings.ping_interval, self.settings.ping_timeout)
         if self.shutting_down:  # accepted in the moment the worker was told to stop
             websocket.close(CLOSE_GOING_AWAY, "server shutting down")
         return websocket
@@ -169,7 +209,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
         """After the app is done with ``websocket``: close it if the app did not, with
         1011 if the app failed."""
         if self.pinger is not None:
-            self.pinger.kill(block=False)
+            self.pinger.stop()
         self.open_sockets.discard(websocket)
         if self.failed:
             websocket.close(CLOSE_INTERNAL_ERROR, "internal server error")

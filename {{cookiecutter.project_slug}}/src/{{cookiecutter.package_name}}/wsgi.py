@@ -9,12 +9,12 @@ still refuse with any HTTP status. A plain ``gunicorn {{ cookiecutter.package_na
 serves no websocket at all.
 """
 
+import collections
 import contextlib
 
 import falcon
 import gevent
 import gevent.event
-import gevent.queue
 from geventwebsocket.exceptions import WebSocketError
 
 from . import pages
@@ -111,25 +111,62 @@ class EchoResource:
 
 
 class Outbox:
-    """A connection's bounded queue of frames, filled by the hub, drained by its sender."""
+    """A connection's bounded queue of frames, filled by the hub.
 
-    def __init__(self, size: int) -> None:
-        self.frames: gevent.queue.Queue[str] = gevent.queue.Queue(size)
-        self.closed = gevent.event.Event()
+    A frame goes out at once when nothing is queued and the socket takes it
+    whole: a broadcast writes to one member after the other, with no greenlet
+    switch. Otherwise it is queued for a sender greenlet, started then and ended
+    once the queue is empty: an idle connection holds no greenlet for sending
+    (each greenlet holds a stack of its own).
+    """
+
+    def __init__(self, size: int, ws: WebSocket) -> None:
+        self.size = size
+        self.ws = ws
+        self.frames: collections.deque[str] = collections.deque()
+        self.sender: gevent.Greenlet[..., None] | None = None
+        self.sending = True  # until the connection ends: then frames only queue
+        self.closed = False  # the hub or the receiver asked for a close
         self.close_code = 1000
         self.close_reason = ""
+        self.ended = gevent.event.Event()  # closed, or a send failed: the connection ends
 
     def offer(self, frame: str) -> bool:
-        try:
-            self.frames.put_nowait(frame)
-        except gevent.queue.Full:
+        if self.sending and self.sender is None and not self.frames and self.ws.send_nowait(frame):
+            return True
+        if len(self.frames) >= self.size:
             return False
+        self.frames.append(frame)
+        if self.sending and self.sender is None:
+            self.sender = gevent.spawn(self._send_queued)
         return True
 
     def close(self, code: int, reason: str) -> None:
-        if not self.closed.is_set():
+        if not self.closed:
             self.close_code, self.close_reason = code, reason
-            self.closed.set()
+            self.closed = True
+            self.ended.set()
+
+    def stop_sending(self) -> None:
+        """Kill the sender, if one runs, and start no other: frames only queue now."""
+        self.sending = False
+        if self.sender is not None:
+            self.sender.kill()
+
+    def _send_queued(self) -> None:
+        try:
+            while self.frames:
+                self.ws.send(self.frames.popleft())
+        except WebSocketError:
+            self.ended.set()  # the peer vanished with frames still queued
+        finally:
+            self.sender = None
+
+
+class ConnectionEnded(BaseException):
+    """Thrown into the receiving greenlet when its outbox ends the connection; a
+    BaseException, as ``gevent.Timeout`` is, so that no ``except Exception`` on the
+    way swallows it."""
 
 
 class RoomsResource:
@@ -153,34 +190,36 @@ class RoomsResource:
             self.connections.release()
 
     def _serve(self, ws: WebSocket) -> None:
-        outbox = Outbox(self.outbox_size)
+        outbox = Outbox(self.outbox_size, ws)
         connection_id, welcome = self.hub.connect(outbox)
         self.broker.submit(welcome)
-        greenlets: list[gevent.Greenlet[..., object]] = [
-            gevent.spawn(self._send_frames, ws, outbox),
-            gevent.spawn(self._receive_frames, ws, connection_id, outbox),
-            gevent.spawn(outbox.closed.wait),
-        ]
+        # This greenlet receives (no greenlet of its own for that: each holds a
+        # stack). Whichever comes first ends the connection: the peer left, which
+        # ends the receiving, or the outbox ended it (the hub or the receiver
+        # asked for a close, or a send failed), which interrupts the receiving as
+        # gevent.Timeout interrupts what it guards.
+        receiver, receiving = gevent.getcurrent(), True
+
+        def interrupt(_: object) -> None:
+            if receiving:
+                receiver.throw(ConnectionEnded)
+
+        outbox.ended.rawlink(interrupt)
         try:
-            # Whichever ends first ends the connection: the peer left, a send
-            # failed, or the hub or the receiver asked for a close.
-            gevent.wait(greenlets, count=1)
+            with contextlib.suppress(ConnectionEnded):
+                self._receive_frames(ws, connection_id, outbox)
         finally:
+            receiving = False
+            outbox.ended.unlink(interrupt)
             self.broker.submit(self.hub.disconnect(connection_id))
-            gevent.killall(greenlets)
-        if outbox.closed.is_set():
+            outbox.stop_sending()
+        if outbox.closed:
             # What was queued before the close (the errors that led to it, say) goes
             # first, for a bounded time: a reader too slow for its outbox takes nothing.
             with contextlib.suppress(gevent.Timeout, WebSocketError), gevent.Timeout(FLUSH_TIMEOUT):
-                while not outbox.frames.empty():
-                    ws.send(outbox.frames.get_nowait())
+                while outbox.frames:
+                    ws.send(outbox.frames.popleft())
             ws.close(outbox.close_code, outbox.close_reason)
-
-    def _send_frames(self, ws: WebSocket, outbox: Outbox) -> None:
-        # A peer that vanished with frames still queued ends the sending quietly.
-        with contextlib.suppress(WebSocketError):
-            for frame in outbox.frames:
-                ws.send(frame)
 
     def _receive_frames(self, ws: WebSocket, connection_id: str, outbox: Outbox) -> None:
         while (frame := ws.receive()) is not None:
