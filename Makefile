@@ -32,7 +32,7 @@ test: install ## Run every template test: hooks, bad answers, every option combi
 test-all: install ## The same, with the slow live suites and the benchmark in every combination
 	FULL_MATRIX=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(JOBS) --maxschedchunk 1
 
-bench: install $(BENCH_VENV)/.installed ## Benchmark both variants beside raw websockets, Starlette, aiohttp: docs/benchmarks.md
+bench: install $(BENCH_VENV)/.installed ## Both variants beside raw websockets, Starlette, aiohttp, node ws, picows: docs/benchmarks.md
 	$(BENCH_VENV)/bin/python bench/harness.py --cookiecutter $(BIN)/cookiecutter $(BENCH_ARGS)
 
 # Its own venv: the peers, the load client and matplotlib stay out of the test environment.

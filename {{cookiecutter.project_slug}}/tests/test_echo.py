@@ -107,8 +107,8 @@ def test_frames_are_answered_alike_however_the_stream_is_cut(server: Server, chu
     """Whole frames, fragments with a ping between, 7- and 16-bit lengths and a close,
     in one write or cut anywhere: the same answers, the echoes in order. (Pongs
     come from the protocol layer, so they may pass echoes, which come from the app.
-    The ASGI variant reads whole unfragmented frames itself and gives the rest to
-    websockets' parser; this is where the two meet.)"""
+    A server that reads whole frames on a short path of its own and gives the rest
+    to a library's parser is tested here where the two meet.)"""
     sock = open_websocket(server.host, server.port, "/ws/echo")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(10)

@@ -134,8 +134,8 @@ def test_rooms_are_cleaned_up_however_a_connection_ends(server: Server, how: str
 
 def test_a_member_that_only_receives_is_counted_out_when_it_vanishes(server: Server) -> None:
     """Noticed while messages stream to it: every connection always has a receive
-    pending on the server, which is what lets the ASGI variant turn off falcon's
-    read-ahead buffer (``max_receive_queue = 0``)."""
+    pending on the server, so it needs no read-ahead buffer to notice a peer that
+    left while it was only sending to it."""
     with RoomsClient(server.ws_url) as alice:
         alice.join("quiet")
         bob = RoomsClient(server.ws_url)

@@ -24,7 +24,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 try:
     from websockets.speedups import apply_mask
@@ -52,6 +52,16 @@ class ServerConnection(ServerProtocol):
         if frame.opcode is Opcode.CLOSE:
             self.current_size = None  # no message is in progress any more
         super().recv_frame(frame)
+
+    def forget_request(self) -> None:
+        """Start the frame parser afresh, between the handshake and the first frame.
+
+        websockets' server parser reads the request and then every frame in one
+        generator, whose frame holds the request, headers and all, for the life
+        of the connection. Only for a parser with no byte past the request.
+        """
+        self.parser = Protocol.parse(self)
+        next(self.parser)
 
 
 # Frames up to this size take the short path; a larger one would be gathered
@@ -114,6 +124,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     ping timeout, which blames the server; neither is true here.
     """
 
+    conn: ServerConnection  # made so in __init__
     # Until the handshake, and for good after anything unusual, every byte goes
     # through websockets' parser; see data_received().
     _short_path = True
@@ -218,6 +229,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # The handshake's request and response (headers and all) are not read
             # again; every connection would hold them for life.
             del self.request, self.response
+            if self._short_path:  # no byte past the request came yet
+                self.conn.forget_request()
 
     def _can_write_now(self) -> bool:
         """An open connection, no extension, no close sent, not paused for writing."""

@@ -201,8 +201,8 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         with contextlib.suppress(OSError, AttributeError):
             state.handler.socket.shutdown(socket.SHUT_RDWR)
 
-    def send_nowait(self, message: str) -> bool:
-        """Send a text frame if that needs no waiting: True once it is on its way.
+    def send_nowait(self, data: bytes, opcode: int = OPCODE_TEXT) -> bool:
+        """Send a frame if that needs no waiting: True once it is on its way.
 
         False when it would have to wait (another greenlet is writing, or the
         socket's buffer is full) or cannot go (closed, a frame cut short); the
@@ -213,8 +213,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         state: Any = self
         if state.closed or self.torn or not self.write_lock.acquire(blocking=False):
             return False
-        data = message.encode()
-        frame = bytes(Header.encode_header(True, OPCODE_TEXT, b"", len(data), 0)) + data
+        frame = bytes(Header.encode_header(True, opcode, b"", len(data), 0)) + data
         try:
             # os.write on the non-blocking socket answers at once; gevent's send
             # would wait for room instead.

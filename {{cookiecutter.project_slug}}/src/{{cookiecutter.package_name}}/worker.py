@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import gevent
-from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 from geventwebsocket.websocket import Stream
 from gunicorn.workers.ggevent import PyWSGIHandler
@@ -77,55 +76,58 @@ def accept_key(key: str) -> str:
 
 
 class KeepAlive:
-    """Ping ``websocket`` every ``interval`` seconds; drop it if nothing comes back in
-    ``timeout`` seconds, neither a pong nor anything else.
+    """Pings every open websocket of the process, from one greenlet: each gets a ping
+    ``interval`` seconds after its last one was answered, and is dropped if it sends
+    nothing, neither a pong nor anything else, for ``timeout`` seconds after a ping.
 
-    Between two pings it holds timers, no greenlet: a greenlet keeps a stack of
-    its own, which would be most of an idle connection's memory. Only the sending
-    of a ping, and the closing of a silent peer, run in a greenlet of their own.
+    One greenlet and two numbers per websocket, not a greenlet or a timer each:
+    those would be much of what an idle connection holds.
     """
 
-    def __init__(self, websocket: WebSocket, interval: float, timeout: float) -> None:
-        self.websocket = websocket
+    def __init__(self, interval: float, timeout: float) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.tick = min(interval, timeout, 4.0) / 4  # how late a ping or a drop may be
+        self.due: dict[WebSocket, float] = {}  # when each unpinged websocket gets its ping
+        self.pinged: dict[WebSocket, float] = {}  # when each pinged one got it
         self.greenlet: gevent.Greenlet[..., None] | None = None
-        self.timer = gevent.get_hub().loop.timer(interval)
-        self.timer.start(self._spawn, self._ping)
 
-    def stop(self) -> None:
-        self.timer.stop()
-        if self.greenlet is not None:
-            self.greenlet.kill(block=False)
+    def watch(self, websocket: WebSocket) -> None:
+        self.due[websocket] = time.monotonic() + self.interval
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self._run)
 
-    def _spawn(self, run: Callable[[], None]) -> None:
-        self.greenlet = gevent.spawn(run)
+    def forget(self, websocket: WebSocket) -> None:
+        self.due.pop(websocket, None)
+        self.pinged.pop(websocket, None)
 
-    def _ping(self) -> None:
-        websocket = self.websocket
-        pinged = time.monotonic()
+    def _run(self) -> None:
         try:
-            # A peer that does not read blocks the ping: it is as good as gone.
-            with contextlib.suppress(gevent.Timeout), gevent.Timeout(self.timeout):
-                websocket.send_frame(b"", OPCODE_PING)
-        except WebSocketError:
-            return
-        self.greenlet = None
-        wait = max(0.0, self.timeout - (time.monotonic() - pinged))
-        self.timer = gevent.get_hub().loop.timer(wait)
-        self.timer.start(self._check, pinged)
+            while self.due or self.pinged:
+                gevent.sleep(self.tick)
+                self._check(time.monotonic())
+        finally:
+            self.greenlet = None
 
-    def _check(self, pinged: float) -> None:
-        websocket = self.websocket
-        if websocket.last_seen < pinged:
-            self._spawn(self._drop)
-        elif not websocket.closed:
-            self.timer = gevent.get_hub().loop.timer(self.interval)
-            self.timer.start(self._spawn, self._ping)
+    def _check(self, now: float) -> None:
+        for websocket, pinged in list(self.pinged.items()):
+            if websocket.last_seen >= pinged:
+                del self.pinged[websocket]
+                self.due[websocket] = now + self.interval
+            elif now - pinged >= self.timeout:
+                del self.pinged[websocket]
+                gevent.spawn(self._drop, websocket)
+        for websocket, due in list(self.due.items()):
+            if now >= due:
+                del self.due[websocket]
+                self.pinged[websocket] = now
+                # Without waiting: a peer whose buffer is full does not read, and
+                # then the timeout decides, as for a ping it never answers.
+                websocket.send_nowait(b"", OPCODE_PING)
 
-    def _drop(self) -> None:
-        self.websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
-        self.websocket.abort()  # wakes the app's receive() with the end of the connection
+    def _drop(self, websocket: WebSocket) -> None:
+        websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
+        websocket.abort()  # wakes the app's receive() with the end of the connection
 
 
 class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
@@ -139,9 +141,11 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
     """Connections waiting for their next request (HTTP keep-alive)."""
     shutting_down: ClassVar[bool] = False
 
+    keep_alive: ClassVar[KeepAlive | None] = None
+    """Pings the websockets of this process, once the first is open."""
+
     environ: dict[str, Any]
     websocket: WebSocket | None = None
-    pinger: KeepAlive | None = None
     failed = False  # the app crashed while it had the websocket
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
@@ -200,7 +204,10 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
         self.environ["wsgi.websocket"] = websocket
         self.write(b"")  # sends the 101 now
         self.open_sockets.add(websocket)
-        self.pinger = KeepAlive(websocket, self.settings.ping_interval, self.settings.ping_timeout)
+        if WebSocketHandler.keep_alive is None:
+            settings = self.settings
+            WebSocketHandler.keep_alive = KeepAlive(settings.ping_interval, settings.ping_timeout)
+        WebSocketHandler.keep_alive.watch(websocket)
         if self.shutting_down:  # accepted in the moment the worker was told to stop
             websocket.close(CLOSE_GOING_AWAY, "server shutting down")
         return websocket
@@ -208,8 +215,8 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
     def end_websocket(self, websocket: WebSocket) -> None:
         """After the app is done with ``websocket``: close it if the app did not, with
         1011 if the app failed."""
-        if self.pinger is not None:
-            self.pinger.stop()
+        if self.keep_alive is not None:
+            self.keep_alive.forget(websocket)
         self.open_sockets.discard(websocket)
         if self.failed:
             websocket.close(CLOSE_INTERNAL_ERROR, "internal server error")

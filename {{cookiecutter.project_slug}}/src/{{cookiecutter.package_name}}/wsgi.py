@@ -132,7 +132,8 @@ class Outbox:
         self.ended = gevent.event.Event()  # closed, or a send failed: the connection ends
 
     def offer(self, frame: str) -> bool:
-        if self.sending and self.sender is None and not self.frames and self.ws.send_nowait(frame):
+        idle = self.sending and self.sender is None and not self.frames
+        if idle and self.ws.send_nowait(frame.encode()):
             return True
         if len(self.frames) >= self.size:
             return False
