@@ -28,6 +28,7 @@ from .limits import ConnectionLimit
 from .redis_asyncio import RedisBroker
 {%- endif %}
 from .rooms import Hub
+from .server import SEND_NOWAIT
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -166,8 +167,9 @@ class Outbox:
     those would hold four deques and a task to wait on the event.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, send_nowait: Callable[[str], bool] | None = None) -> None:
         self.size = size
+        self.send_nowait = send_nowait
         self.frames: collections.deque[str] = collections.deque()
         self.ready: asyncio.Future[None] | None = None  # while the sender waits
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -175,6 +177,12 @@ class Outbox:
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
+        # While the sender waits, nothing is queued and nothing is being sent: the
+        # frame may go at once, if the server can write it now, with no task woken.
+        waiting = self.ready is not None and not self.ready.done()
+        send_now = self.send_nowait if waiting and not self.closed.done() else None
+        if send_now is not None and send_now(frame):
+            return True
         if len(self.frames) >= self.size:
             return False
         self.frames.append(frame)
@@ -212,13 +220,17 @@ class RoomsResource:
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         if not await accept(ws, self.connections):
             return
+        # Where the server offers it (server.py does): a send that needs no task.
+        send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
         try:
-            await self._serve(ws)
+            await self._serve(ws, send_nowait)
         finally:
             self.connections.release()
 
-    async def _serve(self, ws: falcon.asgi.WebSocket) -> None:
-        outbox = Outbox(self.outbox_size)
+    async def _serve(
+        self, ws: falcon.asgi.WebSocket, send_nowait: Callable[[str], bool] | None
+    ) -> None:
+        outbox = Outbox(self.outbox_size, send_nowait)
         connection_id, welcome = self.hub.connect(outbox)
         self.broker.submit(welcome)
         tasks = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import functools
 import logging
 from typing import Any
 
@@ -36,6 +37,9 @@ from .config import Settings
 from .guard import redact
 
 CLOSE_GOING_AWAY = 1001
+SEND_NOWAIT = "{{ cookiecutter.package_name }}.send_nowait"
+"""The ASGI scope extension with ``{"send": callable}``: it sends a text frame if
+that needs no waiting and says whether it did (see ``WebSocketProtocol.send_nowait``)."""
 
 
 class ServerConnection(ServerProtocol):
@@ -67,6 +71,13 @@ class ServerConnection(ServerProtocol):
 # Frames up to this size take the short path; a larger one would be gathered
 # here chunk by chunk, where websockets' parser reads it in place.
 SHORT_PATH_BYTES = 64 * 1024
+
+
+@functools.lru_cache(maxsize=1)
+def text_frame(text: str) -> bytes:
+    """``text`` as a server's text frame (unmasked, no extension), framed once for
+    a broadcast: the hub hands every member the same string."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=())
 
 
 def frame_head(data: bytes, at: int) -> tuple[int, int, int] | None:
@@ -203,6 +214,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if rest and not self._short_path:
             super().data_received(rest)
 
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if self.handshake_initiated and not self.handshake_complete:  # the app gets the scope
+            self.scope["extensions"][SEND_NOWAIT] = {"send": self.send_nowait}
+
+    def send_nowait(self, text: str) -> bool:
+        """Write a text frame now if the connection can take it at once; False if
+        it cannot (not open, or paused for writing), for the caller to send it the
+        usual way. A broadcast then writes to each member in turn, no task switch."""
+        if not self._can_write_now():
+            return False
+        self.transport.write(text_frame(text))
+        return True
+
     async def send(self, message: Any) -> None:
         if self.close_sent and self.handshake_complete and self.initial_response is None:
             # uvicorn raises RuntimeError for these, as for a bug in the app; but the
@@ -219,10 +244,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # takes this path.
             text = message.get("text")
             if text is not None:
-                frame = Frame(Opcode.TEXT, text.encode())
+                self.transport.write(text_frame(text))
             else:
                 frame = Frame(Opcode.BINARY, message["bytes"])
-            self.transport.write(frame.serialize(mask=False, extensions=()))
+                self.transport.write(frame.serialize(mask=False, extensions=()))
             return
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import os
 import socket
 import struct
@@ -58,6 +59,18 @@ class MessageTooBig(ProtocolError):  # type: ignore[misc]
 def is_valid_close_code(code: int) -> bool:
     """True if a peer may send ``code`` in a close frame (RFC 6455 7.4, IANA registry)."""
     return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def server_frame(data: bytes, opcode: int) -> bytes:
+    """One whole unmasked frame, as a server sends it."""
+    return bytes(Header.encode_header(True, opcode, b"", len(data), 0)) + data
+
+
+@functools.lru_cache(maxsize=1)
+def text_frame(text: str) -> bytes:
+    """``text`` as a server's text frame, framed once for a broadcast: the hub
+    hands every member the same string."""
+    return server_frame(text.encode(), OPCODE_TEXT)
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
@@ -201,8 +214,9 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         with contextlib.suppress(OSError, AttributeError):
             state.handler.socket.shutdown(socket.SHUT_RDWR)
 
-    def send_nowait(self, data: bytes, opcode: int = OPCODE_TEXT) -> bool:
-        """Send a frame if that needs no waiting: True once it is on its way.
+    def send_nowait(self, frame: bytes) -> bool:
+        """Send a whole ``frame`` (see :func:`text_frame`) if that needs no waiting:
+        True once it is on its way.
 
         False when it would have to wait (another greenlet is writing, or the
         socket's buffer is full) or cannot go (closed, a frame cut short); the
@@ -213,7 +227,6 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         state: Any = self
         if state.closed or self.torn or not self.write_lock.acquire(blocking=False):
             return False
-        frame = bytes(Header.encode_header(True, opcode, b"", len(data), 0)) + data
         try:
             # os.write on the non-blocking socket answers at once; gevent's send
             # would wait for room instead.
@@ -239,13 +252,12 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
             self.write_lock.release()
 
     def _write_frame(self, data: bytes, opcode: int) -> None:
-        header = bytes(Header.encode_header(True, opcode, b"", len(data), 0))
+        frame = server_frame(data, opcode)
         with self.write_lock:
             if self.torn:
                 raise WebSocketError("an earlier frame was cut short")
             state: Any = self
             self.torn = True  # until the whole frame is out
-            frame = header + data
             try:
                 # One send() is one system call when the buffer has room, as it nearly
                 # always has; gevent's sendall() first asks the socket for its buffer

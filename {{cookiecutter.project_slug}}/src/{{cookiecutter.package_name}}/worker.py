@@ -34,12 +34,13 @@ from gunicorn.workers.ggevent import PyWSGIHandler
 
 from .config import Settings
 from .guard import redact
-from .websocket import ACCEPT, OPCODE_PING, WebSocket
+from .websocket import ACCEPT, OPCODE_PING, WebSocket, server_frame
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
 WEBSOCKET_VERSION = "13"
+PING_FRAME = server_frame(b"", OPCODE_PING)
 RFILE_BUFFER_BYTES = 1024  # per connection, for the handshake and the frames
 
 
@@ -123,7 +124,7 @@ class KeepAlive:
                 self.pinged[websocket] = now
                 # Without waiting: a peer whose buffer is full does not read, and
                 # then the timeout decides, as for a ping it never answers.
-                websocket.send_nowait(b"", OPCODE_PING)
+                websocket.send_nowait(PING_FRAME)
 
     def _drop(self, websocket: WebSocket) -> None:
         websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")

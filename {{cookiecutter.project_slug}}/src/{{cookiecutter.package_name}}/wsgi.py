@@ -31,7 +31,7 @@ from .limits import ConnectionLimit
 from .redis_gevent import RedisBroker
 {%- endif %}
 from .rooms import Hub
-from .websocket import ACCEPT, WebSocket
+from .websocket import ACCEPT, WebSocket, text_frame
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -133,7 +133,7 @@ class Outbox:
 
     def offer(self, frame: str) -> bool:
         idle = self.sending and self.sender is None and not self.frames
-        if idle and self.ws.send_nowait(frame.encode()):
+        if idle and self.ws.send_nowait(text_frame(frame)):
             return True
         if len(self.frames) >= self.size:
             return False
