@@ -68,6 +68,8 @@ class ServerConnection(ServerProtocol):
         next(self.parser)
 
 
+# Messages read ahead of the app before reading pauses (each up to MAX_MESSAGE_BYTES).
+READ_AHEAD = 8
 # Frames up to this size take the short path; a larger one would be gathered
 # here chunk by chunk, where websockets' parser reads it in place.
 SHORT_PATH_BYTES = 64 * 1024
@@ -139,6 +141,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # Until the handshake, and for good after anything unusual, every byte goes
     # through websockets' parser; see data_received().
     _short_path = True
+    _accepted_plain = False  # accepted, with no extension: frames can be written as they are
     _request_ended = False
     _request_tail = b""
     _unparsed = b""
@@ -214,6 +217,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if rest and not self._short_path:
             super().data_received(rest)
 
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn stops reading as soon as one message waits for the app and starts
+        # again once the app took it: two epoll_ctl calls for every message. Up to
+        # READ_AHEAD waiting messages it is told that reading is paused already.
+        reading = not self.read_paused
+        if reading and self.queue.qsize() + 1 < READ_AHEAD:
+            self.read_paused = True
+            try:
+                super().send_receive_event_to_app()
+            finally:
+                self.read_paused = False
+        else:
+            super().send_receive_event_to_app()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         if self.handshake_initiated and not self.handshake_complete:  # the app gets the scope
@@ -254,19 +271,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # The handshake's request and response (headers and all) are not read
             # again; every connection would hold them for life.
             del self.request, self.response
+            self._accepted_plain = not self.conn.extensions and self.initial_response is None
             if self._short_path:  # no byte past the request came yet
                 self.conn.forget_request()
 
     def _can_write_now(self) -> bool:
-        """An open connection, no extension, no close sent, not paused for writing."""
+        """Accepted with no extension, open, no close sent, not paused for writing."""
         return (
-            self.handshake_complete
+            self._accepted_plain
+            and self.writable.is_set()
             and not self.close_sent
             and not self.disconnected
-            and self.initial_response is None
-            and self.writable.is_set()
             and self.conn.state is State.OPEN
-            and not self.conn.extensions
         )
 
     def keepalive_timeout(self) -> None:
