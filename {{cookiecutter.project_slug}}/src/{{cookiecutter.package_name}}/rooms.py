@@ -209,8 +209,10 @@ class Hub:
         if only is not None:
             self._pending.discard((only, room))
             targets = [only] if only in members else []
-        else:
+        elif self._pending:
             targets = [m for m in members if m != skip and (m, room) not in self._pending]
+        else:  # the usual case, and the one a broadcast to many members takes
+            targets = [m for m in members if m != skip]
         full = [member for member in targets if not self._outboxes[member].offer(frame)]
         return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
 
