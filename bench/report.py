@@ -108,7 +108,10 @@ def chart(results: Sequence[Mapping[str, Any]], path: Path) -> None:
     axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     axes.set_xticks(range(len(figures)), [name for name, _ in figures], fontsize=8)
     axes.set_ylabel("ratio to raw websockets (lower is better but for round trips/s)")
-    axes.set_title("Falcon websocket variants and their peers, as ratios to raw websockets")
+    axes.set_title(
+        "Falcon websocket variants and their peers, as ratios to raw websockets"
+        " (same load clients, no compression)"
+    )
     axes.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
