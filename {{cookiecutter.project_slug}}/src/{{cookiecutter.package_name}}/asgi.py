@@ -172,35 +172,42 @@ class Outbox:
         self.send_nowait = send_nowait
         self.frames: collections.deque[str] = collections.deque()
         self.ready: asyncio.Future[None] | None = None  # while the sender waits
+        # The sender waits for a frame, and the outbox is open: nothing is queued
+        # and nothing is being sent, so a frame may go at once.
+        self.idle = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_code = 1000
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
-        # While the sender waits, nothing is queued and nothing is being sent: the
-        # frame may go at once, if the server can write it now, with no task woken.
-        waiting = self.ready is not None and not self.ready.done()
-        send_now = self.send_nowait if waiting and not self.closed.done() else None
-        if send_now is not None and send_now(frame):
-            return True
+        if self.idle:
+            # Written now if the server can (no task woken), else queued for the sender.
+            if self.send_nowait is not None and self.send_nowait(frame):
+                return True
+            self.idle = False
+            if self.ready is not None:  # always, while idle
+                self.ready.set_result(None)
         if len(self.frames) >= self.size:
             return False
         self.frames.append(frame)
-        if self.ready is not None and not self.ready.done():
-            self.ready.set_result(None)
         return True
 
     async def get(self) -> str:
         """The next frame, once there is one."""
         while not self.frames:
             self.ready = asyncio.get_running_loop().create_future()
-            await self.ready
+            self.idle = not self.closed.done()
+            try:
+                await self.ready
+            finally:
+                self.idle = False
         return self.frames.popleft()
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed.done():
             self.close_code, self.close_reason = code, reason
             self.closed.set_result(None)
+            self.idle = False
 
 
 class RoomsResource:
