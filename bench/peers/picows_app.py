@@ -12,12 +12,9 @@ import time
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+from rooms import encode
 
 ROOMS: dict[str, set[WSTransport]] = {}  # room name: its members
-
-
-def encode(event: dict[str, object]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()  # compact, as the others send
 
 
 class Echo(WSListener):
@@ -44,7 +41,8 @@ class Member(WSListener):
         kind, room = event.get("type"), event.get("room", "")
         if kind == "message" and room in self.joined:
             now = int(time.time() * 1000)
-            text = encode({"type": "message", "room": room, "text": event["text"], "ts": now})
+            message = {"type": "message", "room": room, "text": event["text"], "ts": now}
+            text = encode(message).encode()
             for member in ROOMS[room]:
                 member.send(WSMsgType.TEXT, text)
         elif kind == "join":
@@ -52,7 +50,7 @@ class Member(WSListener):
             members.add(transport)
             self.joined.add(room)
             joined = {"type": "joined", "room": room, "members": len(members)}
-            transport.send(WSMsgType.TEXT, encode(joined))
+            transport.send(WSMsgType.TEXT, encode(joined).encode())
         elif kind == "ping":
             transport.send(WSMsgType.TEXT, b'{"type":"pong"}')
 

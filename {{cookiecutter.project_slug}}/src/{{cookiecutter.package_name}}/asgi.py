@@ -172,21 +172,19 @@ class Outbox:
         self.send_nowait = send_nowait
         self.frames: collections.deque[str] = collections.deque()
         self.ready: asyncio.Future[None] | None = None  # while the sender waits
-        # The sender waits for a frame, and the outbox is open: nothing is queued
-        # and nothing is being sent, so a frame may go at once.
-        self.idle = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_code = 1000
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
-        if self.idle:
-            # Written now if the server can (no task woken), else queued for the sender.
+        ready = self.ready
+        if ready is not None and not ready.done() and not self.closed.done():
+            # The sender waits: nothing is queued and nothing is being sent, so the
+            # frame goes at once if the server can write it now (no task woken);
+            # else it is queued below and the sender woken.
             if self.send_nowait is not None and self.send_nowait(frame):
                 return True
-            self.idle = False
-            if self.ready is not None:  # always, while idle
-                self.ready.set_result(None)
+            ready.set_result(None)
         if len(self.frames) >= self.size:
             return False
         self.frames.append(frame)
@@ -196,18 +194,13 @@ class Outbox:
         """The next frame, once there is one."""
         while not self.frames:
             self.ready = asyncio.get_running_loop().create_future()
-            self.idle = not self.closed.done()
-            try:
-                await self.ready
-            finally:
-                self.idle = False
+            await self.ready
         return self.frames.popleft()
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed.done():
             self.close_code, self.close_reason = code, reason
             self.closed.set_result(None)
-            self.idle = False
 
 
 class RoomsResource:
