@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 from live_server import Server, start_server, stop_server
-from raw_websocket import frame, open_websocket, read_until_close
+from raw_websocket import (
+    OPCODE_CLOSE,
+    close_code,
+    close_frame,
+    frame,
+    open_websocket,
+    read_frame,
+    read_until_close,
+)
 from websockets.exceptions import ConnectionClosed
 from ws_client import CLIENT_MESSAGE, RoomsClient
 
@@ -151,6 +159,32 @@ def test_a_member_that_only_receives_is_counted_out_when_it_vanishes(server: Ser
             {"type": "presence", "room": "quiet", "members": 1, "id": bob.id, "event": "leave"}
         ]
         bob.close()
+
+
+def test_a_member_that_closes_while_a_room_streams_to_it_gets_nothing_after_the_close(
+    server: Server,
+) -> None:
+    """A broadcast writes to each member at once when it can: never to one whose
+    closing handshake has begun, so the server's close is the last frame it sends."""
+    sock = open_websocket(server.host, server.port, "/ws")
+    with sock, RoomsClient(server.ws_url) as alice:
+        alice.join("closing")
+        sock.sendall(frame(json.dumps({"type": "join", "room": "closing"}).encode()))
+        while json.loads(read_frame(sock)[1])["type"] != "joined":
+            pass
+        for n in range(30):  # within the rate limit's burst
+            alice.send(type="message", room="closing", text=str(n))
+            if n == 10:
+                sock.sendall(close_frame(1000))
+        frames = []
+        while (received := read_frame(sock))[0] != OPCODE_CLOSE:
+            frames.append(json.loads(received[1]))
+        assert close_code(received[1]) == 1000
+        assert sock.recv(1) == b""  # nothing after the close: the server hung up
+        texts = [int(f["text"]) for f in frames if f["type"] == "message"]
+        assert texts == list(range(len(texts)))  # in order, none lost before the close
+        events = [alice.receive() for _ in range(32)]  # the join, her 30 messages, the leave
+        assert [e["event"] for e in events if e["type"] == "presence"] == ["join", "leave"]
 
 
 def test_client_messages_in_the_readme_match_the_schema() -> None:

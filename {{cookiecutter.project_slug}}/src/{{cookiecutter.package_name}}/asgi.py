@@ -171,20 +171,23 @@ class Outbox:
         self.size = size
         self.send_nowait = send_nowait
         self.frames: collections.deque[str] = collections.deque()
-        self.ready: asyncio.Future[None] | None = None  # while the sender waits
+        # Set while the sender waits for a frame with nothing queued or being sent,
+        # and the outbox is open; a broadcast asks only this of every member.
+        self.waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_code = 1000
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
-        ready = self.ready
-        if ready is not None and not ready.done() and not self.closed.done():
-            # The sender waits: nothing is queued and nothing is being sent, so the
-            # frame goes at once if the server can write it now (no task woken);
-            # else it is queued below and the sender woken.
+        waiter = self.waiter
+        if waiter is not None:
+            # The frame goes at once if the server can write it now (no task
+            # woken); else it is queued below and the sender woken.
             if self.send_nowait is not None and self.send_nowait(frame):
                 return True
-            ready.set_result(None)
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         if len(self.frames) >= self.size:
             return False
         self.frames.append(frame)
@@ -193,13 +196,19 @@ class Outbox:
     async def get(self) -> str:
         """The next frame, once there is one."""
         while not self.frames:
-            self.ready = asyncio.get_running_loop().create_future()
-            await self.ready
+            waiter = asyncio.get_running_loop().create_future()
+            if not self.closed.done():
+                self.waiter = waiter
+            try:
+                await waiter
+            finally:
+                self.waiter = None
         return self.frames.popleft()
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed.done():
             self.close_code, self.close_reason = code, reason
+            self.waiter = None
             self.closed.set_result(None)
 
 

@@ -131,7 +131,9 @@ class Hub:
         self._outboxes: dict[str, Outbox] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._rooms_of: dict[str, set[str]] = {}
-        self._members: dict[str, set[str]] = {}
+        # Room: its local members, each with its outbox, so that a broadcast
+        # reaches every outbox without a lookup per member.
+        self._members: dict[str, dict[str, Outbox]] = {}
         # (connection, room) pairs whose ``joined`` has not come back through the
         # broker yet: frames published before the join are not theirs to see.
         self._pending: set[tuple[str, str]] = set()
@@ -205,15 +207,25 @@ class Hub:
     ) -> list[Effect]:
         """Offer ``frame`` to the local members of ``room`` (all but ``skip``, or just
         ``only``); drop the ones whose outbox is full."""
-        members = self._members.get(room, set())
+        members = self._members.get(room)
+        if not members:
+            return []
         if only is not None:
             self._pending.discard((only, room))
-            targets = [only] if only in members else []
-        elif self._pending:
-            targets = [m for m in members if m != skip and (m, room) not in self._pending]
-        else:  # the usual case, and the one a broadcast to many members takes
-            targets = [m for m in members if m != skip]
-        full = [member for member in targets if not self._outboxes[member].offer(frame)]
+            outbox = members.get(only)
+            full = [only] if outbox is not None and not outbox.offer(frame) else []
+        elif skip is None and not self._pending:  # a room message: the usual case
+            refused = [outbox for outbox in members.values() if not outbox.offer(frame)]
+            if not refused:
+                return []
+            full = [member for member, outbox in members.items() if outbox in refused]
+        else:
+            pending = self._pending
+            full = [
+                member
+                for member, outbox in members.items()
+                if member != skip and (member, room) not in pending and not outbox.offer(frame)
+            ]
         return [effect for member in full for effect in self._drop(member, self._outboxes[member])]
 
     def forget_pending(self) -> None:
@@ -259,7 +271,7 @@ class Hub:
                 "too_many_rooms", f"a connection may be in at most {self.max_rooms} rooms", room
             )
         rooms.add(room)
-        self._members.setdefault(room, set()).add(connection_id)
+        self._members.setdefault(room, {})[connection_id] = self._outboxes[connection_id]
         self._pending.add((connection_id, room))
         return [self._recount(room, joined, self._presence(room, connection_id, "join"))]
 
@@ -293,7 +305,7 @@ class Hub:
         members = self._members.get(room)
         if members is None or connection_id not in members:
             return False
-        members.discard(connection_id)
+        del members[connection_id]
         self._pending.discard((connection_id, room))
         if not members:
             del self._members[room]

@@ -24,6 +24,7 @@ import collections
 import copy
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -57,6 +58,18 @@ class ServerConnection(ServerProtocol):
     message ends with the connection. websockets fails the connection with 1002
     (protocol error) instead, by design, and so blames a peer that broke no rule.
     """
+
+    on_state_change: Callable[[], None] | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        ServerProtocol.state.fset(self, state)  # type: ignore[attr-defined]
+        if self.on_state_change is not None:
+            self.on_state_change()
 
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.CLOSE:
@@ -148,6 +161,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # through websockets' parser; see data_received().
     _short_path = True
     _accepted_plain = False  # accepted, with no extension: frames can be written as they are
+    # Whether a frame can be written at once (see _can_write_now); kept by every
+    # change it depends on, so that a broadcast reads one attribute per member.
+    writes_now = False
+    _close_sent = False
     _request_ended = False
     _request_tail = b""
     _unparsed = b""
@@ -157,6 +174,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # uvicorn builds its ServerProtocol here with no way to choose the class;
         # switching the class keeps every setting uvicorn gave it (size limit, extensions).
         self.conn.__class__ = ServerConnection
+        self.conn.on_state_change = self._note_change
         self.queue = ReceiveQueue()  # type: ignore[assignment]  # what uvicorn uses of a Queue
 
     def data_received(self, data: bytes) -> None:
@@ -246,7 +264,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """Write a text frame now if the connection can take it at once; False if
         it cannot (not open, or paused for writing), for the caller to send it the
         usual way. A broadcast then writes to each member in turn, no task switch."""
-        if not self._can_write_now():
+        if not self.writes_now:
             return False
         self.transport.write(text_frame(text))
         return True
@@ -261,7 +279,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 return
             if message["type"] == "websocket.send":
                 raise ClientDisconnected
-        if message["type"] == "websocket.send" and self._can_write_now():
+        if message["type"] == "websocket.send" and self.writes_now:
             # What uvicorn's path comes to for a frame that can go at once, without
             # its waits and copies: every message and every member of a broadcast
             # takes this path.
@@ -278,6 +296,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # again; every connection would hold them for life.
             del self.request, self.response
             self._accepted_plain = not self.conn.extensions and self.initial_response is None
+            self._note_change()
             if self._short_path:  # no byte past the request came yet
                 self.conn.forget_request()
 
@@ -290,6 +309,32 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.disconnected
             and self.conn.state is State.OPEN
         )
+
+    def _note_change(self) -> None:
+        self.writes_now = self._can_write_now()
+
+    # What _can_write_now() reads, each telling of its changes: the state through
+    # ServerConnection, close_sent as a property, the others in their callbacks.
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, sent: bool) -> None:
+        self._close_sent = sent
+        self._note_change()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._note_change()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._note_change()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._note_change()
 
     def keepalive_timeout(self) -> None:
         self.pong_timer = None
