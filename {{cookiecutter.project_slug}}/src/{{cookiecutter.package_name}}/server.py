@@ -57,6 +57,8 @@ class ServerConnection(ServerProtocol):
     there is a peer leaving in the middle of a message, and the unfinished
     message ends with the connection. websockets fails the connection with 1002
     (protocol error) instead, by design, and so blames a peer that broke no rule.
+
+    It also calls :attr:`on_state_change` whenever its state changes.
     """
 
     on_state_change: Callable[[], None] | None = None
