@@ -35,7 +35,6 @@ from typing import Any
 import gevent
 import gevent.lock
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
-from geventwebsocket.websocket import Header
 from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
 ACCEPT = "websocket.accept"
@@ -62,8 +61,13 @@ def is_valid_close_code(code: int) -> bool:
 
 
 def server_frame(data: bytes, opcode: int) -> bytes:
-    """One whole unmasked frame, as a server sends it."""
-    return bytes(Header.encode_header(True, opcode, b"", len(data), 0)) + data
+    """One whole unmasked frame, as a server sends it (RFC 6455, section 5.2)."""
+    length = len(data)
+    if length < 126:
+        return bytes((0x80 | opcode, length)) + data
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x80 | opcode, 126, length) + data
+    return struct.pack("!BBQ", 0x80 | opcode, 127, length) + data
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,34 +135,38 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         parts: list[bytes] = []
         texts: list[str] = []
         size = 0
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        decoder: codecs.IncrementalDecoder | None = None
         while True:
-            header = self._read_header()
-            if header.opcode >= OPCODE_CLOSE:
-                payload = self._read_payload(header)
-                if header.opcode == OPCODE_CLOSE:
+            fin, frame_opcode, length, mask = self._read_header()
+            if frame_opcode >= OPCODE_CLOSE:
+                payload = self._read_payload(length, mask)
+                if frame_opcode == OPCODE_CLOSE:
                     self._answer_close(payload)
                     return None
-                if header.opcode == OPCODE_PING:
+                if frame_opcode == OPCODE_PING:
                     self.send_frame(payload, OPCODE_PONG)
                 continue  # a pong only proves the peer alive, which last_seen recorded
-            if header.opcode == OPCODE_CONTINUATION:
+            if frame_opcode == OPCODE_CONTINUATION:
                 if opcode is None:
                     raise ProtocolError("continuation frame without a message to continue")
             elif opcode is not None:
                 raise ProtocolError("new message before the last one ended")
             else:
-                opcode = header.opcode
-            size += header.length
+                opcode = frame_opcode
+            size += length
             if size > self.max_message_bytes:
                 raise MessageTooBig(f"message over {self.max_message_bytes} bytes")
-            payload = self._read_payload(header)
+            payload = self._read_payload(length, mask)
             if opcode == OPCODE_TEXT:
+                if fin and decoder is None:  # a message in one frame, as most are
+                    return payload.decode()
+                if decoder is None:
+                    decoder = codecs.getincrementaldecoder("utf-8")()
                 # Decoded as it arrives, so a bad message fails at its first bad frame.
-                texts.append(decoder.decode(payload, final=header.fin))
+                texts.append(decoder.decode(payload, final=fin))
             else:
                 parts.append(payload)
-            if header.fin:
+            if fin:
                 return "".join(texts) if opcode == OPCODE_TEXT else b"".join(parts)
 
     def send_frame(self, message: str | bytes, opcode: int) -> None:
@@ -200,11 +208,11 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
             return
         with contextlib.suppress(gevent.Timeout, OSError), gevent.Timeout(timeout):
             while True:
-                header = self._read_header()
-                if header.length > self.max_message_bytes:
+                _, opcode, length, mask = self._read_header()
+                if length > self.max_message_bytes:
                     return
-                self._read_payload(header)
-                if header.opcode == OPCODE_CLOSE:
+                self._read_payload(length, mask)
+                if opcode == OPCODE_CLOSE:
                     self.peer_closed = True
                     return
 
@@ -259,35 +267,57 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
             state: Any = self
             self.torn = True  # until the whole frame is out
             try:
-                # One send() is one system call when the buffer has room, as it nearly
-                # always has; gevent's sendall() first asks the socket for its buffer
-                # size and arms a timeout, on every frame (a tenth of a broadcast's time).
-                sent = state.handler.socket.send(frame)
+                # One system call when the buffer has room, as it nearly always has;
+                # gevent's sendall() first asks the socket for its buffer size and arms
+                # a timeout, on every frame, and its send() is Python around the same call.
+                try:
+                    sent = os.write(state.handler.socket.fileno(), frame)
+                except BlockingIOError:
+                    sent = 0
                 if sent < len(frame):
                     state.raw_write(memoryview(frame)[sent:])
             except (OSError, TypeError) as error:  # TypeError: closed meanwhile
                 raise WebSocketError("Socket is dead") from error
             self.torn = False
 
-    def _read_header(self) -> Any:
+    def _read_header(self) -> tuple[bool, int, int, bytes]:
+        """``(fin, opcode, payload length, mask)`` of the next frame (RFC 6455, section
+        5.2), refused unless a client may send it: masked, no reserved bits or opcodes,
+        control frames whole and short."""
         state: Any = self
-        header = Header.decode_header(state.stream)  # rejects long or fragmented control frames
+        read = state.raw_read
+        head = read(2)
+        if len(head) != 2:
+            raise WebSocketError("connection closed in a frame header")
         self.last_seen = time.monotonic()
-        if header.flags:
+        first, second = head
+        fin, opcode, length = bool(first & 0x80), first & 0x0F, second & 0x7F
+        if first & 0x70:
             raise ProtocolError("reserved bits set without an extension")
-        if not header.mask:
+        if not second & 0x80:
             raise ProtocolError("client frames must be masked")
-        if header.opcode not in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA):
-            raise ProtocolError(f"reserved opcode {header.opcode}")
-        return header
+        if opcode not in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA):
+            raise ProtocolError(f"reserved opcode {opcode}")
+        if opcode >= OPCODE_CLOSE and (not fin or length > 125):
+            raise ProtocolError("control frames must be whole and at most 125 bytes")
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            extended = read(size)
+            if len(extended) != size:
+                raise WebSocketError("connection closed in a frame header")
+            length = int.from_bytes(extended, "big")
+        mask = read(4)
+        if len(mask) != 4:
+            raise WebSocketError("connection closed in a frame header")
+        return fin, opcode, length, mask
 
-    def _read_payload(self, header: Any) -> bytes:
+    def _read_payload(self, length: int, mask: bytes) -> bytes:
         state: Any = self
-        payload: bytes = state.raw_read(header.length) if header.length else b""
-        if len(payload) != header.length:
+        payload: bytes = state.raw_read(length) if length else b""
+        if len(payload) != length:
             raise WebSocketError("connection closed in the middle of a frame")
         self.last_seen = time.monotonic()
-        return unmask(payload, header.mask)
+        return unmask(payload, mask)
 
     def _answer_close(self, payload: bytes) -> None:
         self.peer_closed = True
