@@ -20,6 +20,7 @@ from .broker import Broker, health
 {%- else %}
 from .broker import Broker, MemoryBroker, health
 {%- endif %}
+from .close_codes import CloseCode
 from .config import Settings
 from .errors import upgrade_required
 from .guard import Authenticate, HandshakeGuard
@@ -30,8 +31,6 @@ from .redis_asyncio import RedisBroker
 from .rooms import Hub
 from .server import SEND_NOWAIT
 
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_TRY_AGAIN_LATER = 1013
 FLUSH_TIMEOUT = 1.0
 
 
@@ -106,7 +105,7 @@ async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> boo
     if connections.acquire():
         return True
     with contextlib.suppress(falcon.WebSocketDisconnected):
-        await ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity, try again later")
+        await ws.close(CloseCode.TRY_AGAIN_LATER, "server at capacity, try again later")
     return False
 
 
@@ -175,7 +174,7 @@ class Outbox:
         # and the outbox is open; a broadcast asks only this of every member.
         self.waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.close_code = 1000
+        self.close_code: int = CloseCode.NORMAL_CLOSURE
         self.close_reason = ""
 
     def offer(self, frame: str) -> bool:
@@ -281,7 +280,7 @@ class RoomsResource:
             while True:
                 frame = await ws.receive_media()
                 if not isinstance(frame, str):
-                    outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+                    outbox.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
                     return
                 self.broker.submit(self.hub.receive(connection_id, frame))
                 # Let the senders run between two frames of a burst: without it a

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import protocol
+from .close_codes import CloseCode
 from .limits import RateLimiter, Verdict
 from .protocol import Join, Leave, Ping, ProtocolError, Say
 
-CLOSE_POLICY_VIOLATION = 1008
 DEFAULT_MAX_ROOMS = 16
 DEFAULT_RATE_LIMIT = 20.0
 DEFAULT_RATE_BURST = 40
@@ -172,7 +172,7 @@ class Hub:
             return [Deliver(connection_id, protocol.error("rate_limited", detail))]
         if verdict is Verdict.CLOSE:
             # An effect, not at once: the errors before it may still be on their way.
-            return [Close(connection_id, CLOSE_POLICY_VIOLATION, "rate limit exceeded")]
+            return [Close(connection_id, CloseCode.POLICY_VIOLATION, "rate limit exceeded")]
         try:
             message = protocol.parse(frame)
             if isinstance(message, Say):
@@ -312,5 +312,5 @@ class Hub:
         return True
 
     def _drop(self, connection_id: str, outbox: Outbox) -> list[Effect]:
-        outbox.close(CLOSE_POLICY_VIOLATION, "outbox overflow: reading too slowly")
+        outbox.close(CloseCode.POLICY_VIOLATION, "outbox overflow: reading too slowly")
         return self.disconnect(connection_id)

@@ -40,10 +40,10 @@ except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 from websockets.server import ServerProtocol
 
+from .close_codes import CloseCode
 from .config import Settings
 from .guard import redact
 
-CLOSE_GOING_AWAY = 1001
 SEND_NOWAIT = "{{ cookiecutter.package_name }}.send_nowait"
 """The ASGI scope extension with ``{"send": callable}``: it sends a text frame if
 that needs no waiting and says whether it did (see ``WebSocketProtocol.send_nowait``)."""
@@ -343,7 +343,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
             return
-        self.conn.fail(CLOSE_GOING_AWAY, "keepalive ping timeout")
+        self.conn.fail(CloseCode.GOING_AWAY, "keepalive ping timeout")
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
 
@@ -352,8 +352,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             super().shutdown()
             return
         self.stop_keepalive()
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": CLOSE_GOING_AWAY})
-        self.conn.send_close(CLOSE_GOING_AWAY, "server shutting down")
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
+        self.conn.send_close(CloseCode.GOING_AWAY, "server shutting down")
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self.transport.close()

@@ -37,15 +37,13 @@ import gevent.lock
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
+from .close_codes import CloseCode, may_be_sent_by_peer
+
 ACCEPT = "websocket.accept"
 """Environ key of the callable that completes a valid handshake: it answers 101
 and returns the :class:`WebSocket`. Absent when the request is no upgrade."""
 
 CLOSE_TIMEOUT = 2.0
-CLOSE_NORMAL = 1000
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
-CLOSE_TOO_BIG = 1009
 MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
@@ -53,11 +51,6 @@ OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
 
 class MessageTooBig(ProtocolError):  # type: ignore[misc]
     """A peer announced a message bigger than the limit."""
-
-
-def is_valid_close_code(code: int) -> bool:
-    """True if a peer may send ``code`` in a close frame (RFC 6455 7.4, IANA registry)."""
-    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 def server_frame(data: bytes, opcode: int) -> bytes:
@@ -119,14 +112,14 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         try:
             return self.read_message()
         except MessageTooBig as error:
-            self.close(CLOSE_TOO_BIG, str(error))
+            self.close(CloseCode.MESSAGE_TOO_BIG, str(error))
         except UnicodeDecodeError:
-            self.close(CLOSE_INVALID_DATA, "invalid UTF-8")
+            self.close(CloseCode.INVALID_DATA, "invalid UTF-8")
         except ProtocolError as error:
-            self.close(CLOSE_PROTOCOL_ERROR, str(error))
+            self.close(CloseCode.PROTOCOL_ERROR, str(error))
         except OSError:  # the peer is gone (WebSocketError is an OSError too)
             self.peer_closed = True
-            self.close(CLOSE_NORMAL)
+            self.close(CloseCode.NORMAL_CLOSURE)
         return None
 
     def read_message(self) -> str | bytes | None:
@@ -176,7 +169,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
             raise WebSocketError("Connection is already closed")
         self._write_frame(message.encode() if isinstance(message, str) else message, opcode)
 
-    def close(self, code: int = CLOSE_NORMAL, message: bytes | str = b"") -> None:
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, message: bytes | str = b"") -> None:
         """Send a close frame with ``code`` and ``message`` (the reason), then stop."""
         state: Any = self
         if state.closed:
@@ -322,12 +315,12 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
     def _answer_close(self, payload: bytes) -> None:
         self.peer_closed = True
         if not payload:
-            self.close(CLOSE_NORMAL)
+            self.close(CloseCode.NORMAL_CLOSURE)
             return
         if len(payload) < 2:
             raise ProtocolError("close frame with a one-byte payload")
         (code,) = struct.unpack("!H", payload[:2])
         payload[2:].decode()  # the reason must be UTF-8 (raises UnicodeDecodeError)
-        if not is_valid_close_code(code):
+        if not may_be_sent_by_peer(code):
             raise ProtocolError(f"invalid close code {code}")
         self.close(code)

@@ -32,12 +32,11 @@ from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 from geventwebsocket.websocket import Stream
 from gunicorn.workers.ggevent import PyWSGIHandler
 
+from .close_codes import CloseCode
 from .config import Settings
 from .guard import redact
 from .websocket import ACCEPT, OPCODE_PING, WebSocket, server_frame
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_INTERNAL_ERROR = 1011
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
 WEBSOCKET_VERSION = "13"
 PING_FRAME = server_frame(b"", OPCODE_PING)
@@ -127,7 +126,7 @@ class KeepAlive:
                 websocket.send_nowait(PING_FRAME)
 
     def _drop(self, websocket: WebSocket) -> None:
-        websocket.close(CLOSE_GOING_AWAY, "keepalive ping timeout")
+        websocket.close(CloseCode.GOING_AWAY, "keepalive ping timeout")
         websocket.abort()  # wakes the app's receive() with the end of the connection
 
 
@@ -210,7 +209,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
             WebSocketHandler.keep_alive = KeepAlive(settings.ping_interval, settings.ping_timeout)
         WebSocketHandler.keep_alive.watch(websocket)
         if self.shutting_down:  # accepted in the moment the worker was told to stop
-            websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+            websocket.close(CloseCode.GOING_AWAY, "server shutting down")
         return websocket
 
     def end_websocket(self, websocket: WebSocket) -> None:
@@ -220,7 +219,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
             self.keep_alive.forget(websocket)
         self.open_sockets.discard(websocket)
         if self.failed:
-            websocket.close(CLOSE_INTERNAL_ERROR, "internal server error")
+            websocket.close(CloseCode.INTERNAL_ERROR, "internal server error")
         websocket.close()
         websocket.wait_closed()
         self.environ["wsgi.websocket"] = None
@@ -271,7 +270,7 @@ class Worker(GeventWebSocketWorker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: object) -> None:
         super().handle_exit(sig, frame)
         # Out of the signal handler: closing sockets may block on the network.
-        gevent.spawn(close_connections, CLOSE_GOING_AWAY, "server shutting down")
+        gevent.spawn(close_connections, CloseCode.GOING_AWAY, "server shutting down")
 
 
 def close_connections(code: int, reason: str) -> None:

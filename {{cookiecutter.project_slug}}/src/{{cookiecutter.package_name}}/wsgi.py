@@ -23,6 +23,7 @@ from .broker import Broker, health
 {%- else %}
 from .broker import Broker, MemoryBroker, health
 {%- endif %}
+from .close_codes import CloseCode
 from .config import Settings
 from .errors import upgrade_required
 from .guard import Authenticate, HandshakeGuard
@@ -33,8 +34,6 @@ from .redis_gevent import RedisBroker
 from .rooms import Hub
 from .websocket import ACCEPT, WebSocket, text_frame
 
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_TRY_AGAIN_LATER = 1013
 FLUSH_TIMEOUT = 1.0
 
 
@@ -63,7 +62,7 @@ def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | Non
     ws: WebSocket = accept_websocket()
     if connections.acquire():
         return ws
-    ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity, try again later")
+    ws.close(CloseCode.TRY_AGAIN_LATER, "server at capacity, try again later")
     return None
 
 
@@ -127,7 +126,7 @@ class Outbox:
         self.sender: gevent.Greenlet[..., None] | None = None
         self.sending = True  # until the connection ends: then frames only queue
         self.closed = False  # the hub or the receiver asked for a close
-        self.close_code = 1000
+        self.close_code: int = CloseCode.NORMAL_CLOSURE
         self.close_reason = ""
         self.ended = gevent.event.Event()  # closed, or a send failed: the connection ends
 
@@ -225,7 +224,7 @@ class RoomsResource:
     def _receive_frames(self, ws: WebSocket, connection_id: str, outbox: Outbox) -> None:
         while (frame := ws.receive()) is not None:
             if not isinstance(frame, str):
-                outbox.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted")
+                outbox.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
                 return
             self.broker.submit(self.hub.receive(connection_id, frame))
             # Let the senders run between two frames of a burst: without it a
