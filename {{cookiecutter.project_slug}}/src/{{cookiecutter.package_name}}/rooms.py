@@ -24,12 +24,9 @@ from typing import Protocol
 
 from . import protocol
 from .close_codes import CloseCode
+from .config import Settings
 from .limits import RateLimiter, Verdict
 from .protocol import Join, Leave, Ping, ProtocolError, Say
-
-DEFAULT_MAX_ROOMS = 16
-DEFAULT_RATE_LIMIT = 20.0
-DEFAULT_RATE_BURST = 40
 
 
 class Outbox(Protocol):
@@ -117,9 +114,9 @@ class Hub:
     def __init__(
         self,
         *,
-        max_rooms: int = DEFAULT_MAX_ROOMS,
-        rate_limit: float = DEFAULT_RATE_LIMIT,
-        rate_burst: int = DEFAULT_RATE_BURST,
+        max_rooms: int = Settings.max_rooms,
+        rate_limit: float = Settings.rate_limit,
+        rate_burst: int = Settings.rate_burst,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
