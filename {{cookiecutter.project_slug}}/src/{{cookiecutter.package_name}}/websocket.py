@@ -229,10 +229,10 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         if state.closed or self.torn or not self.write_lock.acquire(blocking=False):
             return False
         try:
-            # os.write on the non-blocking socket answers at once; gevent's send
-            # would wait for room instead.
-            sent = os.write(state.handler.socket.fileno(), frame)
-        except OSError:  # no room (BlockingIOError), or the peer is gone
+            sent = self._write_now(frame)
+        except OSError:  # the peer is gone
+            sent = 0
+        if not sent:
             self.write_lock.release()
             return False
         if sent == len(frame):
@@ -260,18 +260,25 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
             state: Any = self
             self.torn = True  # until the whole frame is out
             try:
-                # One system call when the buffer has room, as it nearly always has;
-                # gevent's sendall() first asks the socket for its buffer size and arms
-                # a timeout, on every frame, and its send() is Python around the same call.
-                try:
-                    sent = os.write(state.handler.socket.fileno(), frame)
-                except BlockingIOError:
-                    sent = 0
+                sent = self._write_now(frame)
                 if sent < len(frame):
                     state.raw_write(memoryview(frame)[sent:])
             except (OSError, TypeError) as error:  # TypeError: closed meanwhile
                 raise WebSocketError("Socket is dead") from error
             self.torn = False
+
+    def _write_now(self, frame: bytes | memoryview) -> int:
+        """How much of ``frame`` the socket took at once (0 if it has no room).
+
+        One system call: gevent's send() is Python around the same call and
+        waits for room, its sendall() also asks for the buffer size and arms a
+        timeout, on every frame. Other OSErrors (the peer is gone) go to the caller.
+        """
+        state: Any = self
+        try:
+            return os.write(state.handler.socket.fileno(), frame)
+        except BlockingIOError:
+            return 0
 
     def _read_header(self) -> tuple[bool, int, int, bytes]:
         """``(fin, opcode, payload length, mask)`` of the next frame (RFC 6455, section
