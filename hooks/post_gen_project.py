@@ -19,22 +19,22 @@ ASGI_FILES = (
     "src/{package}/asgi.py",
     "src/{package}/__main__.py",
     "src/{package}/redis_asyncio.py",
-    "src/{package}/server.py",
+    "src/{package}/uvicorn_server.py",
 )
 WSGI_FILES = (
-    "src/{package}/websocket.py",
+    "src/{package}/gevent_websocket.py",
     "src/{package}/wsgi.py",
-    "src/{package}/worker.py",
+    "src/{package}/gunicorn_worker.py",
     "src/{package}/redis_gevent.py",
     "gunicorn.conf.py",
-    "tests/test_websocket.py",
+    "tests/test_gevent_websocket.py",
 )
 REDIS_FILES = (
-    "src/{package}/pubsub.py",
+    "src/{package}/redis_pubsub.py",
     "src/{package}/redis_asyncio.py",
     "src/{package}/redis_gevent.py",
-    "tests/redis_server.py",
-    "tests/test_pubsub.py",
+    "tests/support/redis_server.py",
+    "tests/test_redis_pubsub.py",
     "tests/test_scale_out.py",
     "bench/redis_pubsub.py",
 )

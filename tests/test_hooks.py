@@ -174,17 +174,17 @@ def test_prune_asgi_memory(tmp_path: Path) -> None:
     assert pruned(tmp_path, "asgi-uvicorn", "memory") == {
         "src/chat/asgi.py",
         "src/chat/__main__.py",
-        "src/chat/server.py",
+        "src/chat/uvicorn_server.py",
         "src/chat/config.py",
     }
 
 
 def test_prune_wsgi_memory(tmp_path: Path) -> None:
     assert pruned(tmp_path, "wsgi-gevent", "memory") == {
-        "src/chat/websocket.py",
+        "src/chat/gevent_websocket.py",
         "src/chat/wsgi.py",
-        "src/chat/worker.py",
-        "tests/test_websocket.py",
+        "src/chat/gunicorn_worker.py",
+        "tests/test_gevent_websocket.py",
         "gunicorn.conf.py",
         "src/chat/config.py",
     }
@@ -194,11 +194,11 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
     assert pruned(tmp_path, "asgi-uvicorn", "redis") == {
         "src/chat/asgi.py",
         "src/chat/__main__.py",
-        "src/chat/server.py",
+        "src/chat/uvicorn_server.py",
         "src/chat/redis_asyncio.py",
-        "src/chat/pubsub.py",
-        "tests/redis_server.py",
-        "tests/test_pubsub.py",
+        "src/chat/redis_pubsub.py",
+        "tests/support/redis_server.py",
+        "tests/test_redis_pubsub.py",
         "tests/test_scale_out.py",
         "bench/redis_pubsub.py",
         "src/chat/config.py",
@@ -207,15 +207,15 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
 
 def test_prune_wsgi_redis(tmp_path: Path) -> None:
     assert pruned(tmp_path, "wsgi-gevent", "redis") == {
-        "src/chat/websocket.py",
+        "src/chat/gevent_websocket.py",
         "src/chat/wsgi.py",
-        "src/chat/worker.py",
-        "tests/test_websocket.py",
+        "src/chat/gunicorn_worker.py",
+        "tests/test_gevent_websocket.py",
         "src/chat/redis_gevent.py",
         "gunicorn.conf.py",
-        "src/chat/pubsub.py",
-        "tests/redis_server.py",
-        "tests/test_pubsub.py",
+        "src/chat/redis_pubsub.py",
+        "tests/support/redis_server.py",
+        "tests/test_redis_pubsub.py",
         "tests/test_scale_out.py",
         "bench/redis_pubsub.py",
         "src/chat/config.py",

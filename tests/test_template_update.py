@@ -78,7 +78,7 @@ def change_template(repo: Path) -> None:
     (inner / "SECURITY.md").write_text(
         "Report vulnerabilities to {{ cookiecutter.author_email }}.\n"
     )
-    worker = inner / "src/{{cookiecutter.package_name}}/worker.py"
+    worker = inner / "src/{{cookiecutter.package_name}}/gunicorn_worker.py"
     worker.write_text(worker.read_text() + "# A WSGI-only change.\n")
     commit_all(repo, "Template v2")
 
@@ -112,7 +112,7 @@ def test_cruft_update_applies_a_template_change_over_local_edits(tmp_path: Path)
     assert (project / "SECURITY.md").read_text() == "Report vulnerabilities to ada@example.com.\n"
     assert readme.read_text().endswith("## Our notes\n\nKept across updates.\n")
     # The change to a file this variant pruned stays pruned.
-    assert not list(project.rglob("worker.py"))
+    assert not list(project.rglob("gunicorn_worker.py"))
     assert not list(project.rglob("*.rej"))
     # The update is left for review, not committed.
     changed = ok("git", "status", "--porcelain", cwd=project).splitlines()

@@ -18,7 +18,7 @@ wsgi_app = "{{ cookiecutter.package_name }}.wsgi:app"
 # with its handshake, limits and shutdown fixed; without it gunicorn answers
 # websocket upgrades with 405. The worker monkey-patches before it imports the
 # app, so never add --preload.
-worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
+worker_class = "{{ cookiecutter.package_name }}.gunicorn_worker.Worker"
 workers = settings.workers
 # Concurrent connections per worker. gunicorn's default of 1,000 is low for
 # websockets, and a connection past it hangs in its handshake: leave room above

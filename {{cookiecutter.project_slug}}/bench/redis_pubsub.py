@@ -5,9 +5,9 @@ Run it from the project root with the project's virtualenv::
     .venv/bin/python bench/redis_pubsub.py [--messages 20000] [--senders 4] [--text-bytes 32]
                                            [--window 16] [--timeout 300]
 
-It starts a throwaway ``redis-server`` (through ``tests/redis_server.py``) and two single-worker
-project servers that share it (one ``REDIS_PREFIX``), all on free ports of 127.0.0.1 (through
-``tests/live_server.py``), then measures, one after the other:
+It starts a throwaway ``redis-server`` (through ``tests/support/redis_server.py``) and two
+single-worker project servers that share it (one ``REDIS_PREFIX``), all on free ports of
+127.0.0.1 (through ``tests/support/live_server.py``), then measures, one after the other:
 
 - two servers: ``--senders`` clients of server 1 join one room and send ``--messages`` messages
   in all, as fast as the server lets them: like well-behaved clients, each keeps at most
@@ -96,7 +96,7 @@ def project_payload_length(text_bytes: int) -> int:
     """Characters the project publishes on the channel for one message of ``text_bytes``.
 
     The envelope is the room, who to skip and who only (both empty), then the frame as
-    clients get it (see ``pubsub.py`` and ``protocol.py``).
+    clients get it (see ``redis_pubsub.py`` and ``protocol.py``).
     """
     frame = {"type": "message", "room": ACROSS, "from": "x" * 8, "text": "x" * text_bytes}
     encoded = json.dumps({**frame, "ts": 1_700_000_000_000}, separators=(",", ":"))
@@ -436,11 +436,11 @@ class Processes:
 
 @contextlib.contextmanager
 def redis_server(directory: Path) -> Iterator[tuple[str, int]]:
-    """A throwaway ``redis-server`` (``tests/redis_server.py``): its URL and process id."""
+    """A throwaway ``redis-server`` (``tests/support/redis_server.py``): its URL and process id."""
     if shutil.which("redis-server") is None:
         raise BenchError("redis-server not found: install it (apt-get install redis-server)")
-    sys.path.insert(0, str(PROJECT_DIR / "tests"))
-    import redis_server as helper
+    sys.path.insert(0, str(PROJECT_DIR))
+    from tests.support import redis_server as helper
 
     server = helper.RedisServer(directory)
     try:
@@ -468,9 +468,9 @@ class RunningServer:
 
 @contextlib.contextmanager
 def project_server(label: str, log_dir: Path, redis_url: str) -> Iterator[RunningServer]:
-    """One single-worker project server on the shared Redis (see ``tests/live_server.py``)."""
-    sys.path.insert(0, str(PROJECT_DIR / "tests"))
-    import live_server
+    """One single-worker project server on the shared Redis (``tests/support/live_server.py``)."""
+    sys.path.insert(0, str(PROJECT_DIR))
+    from tests.support import live_server
 
     env = {**PROJECT_ENV, "REDIS_URL": redis_url, "REDIS_PREFIX": PREFIX, "WORKERS": "1"}
     try:

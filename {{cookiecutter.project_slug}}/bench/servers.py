@@ -61,8 +61,8 @@ def load_specs(path: Path) -> list[ServerSpec]:
 
 def default_specs() -> list[ServerSpec]:
     """This project's server (as ``make run`` starts it) and the raw ``websockets`` reference."""
-    sys.path.insert(0, str(PROJECT_DIR / "tests"))
-    import live_server
+    sys.path.insert(0, str(PROJECT_DIR))
+    from tests.support import live_server
 
     project = ServerSpec(
         "project",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from live_server import Server, start_server, stop_server
+
+from tests.support.live_server import Server, start_server, stop_server
 {%- if cookiecutter.broker == "redis" %}
-from redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 {%- endif %}
 {%- if cookiecutter.broker == "redis" %}
 

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from live_server import Server, start_server, stop_server
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support.live_server import Server, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

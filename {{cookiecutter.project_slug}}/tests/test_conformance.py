@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_server import Server
+
+from tests.support.live_server import Server
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from live_server import Server
-from raw_websocket import (
+from websockets.sync.client import connect
+
+from tests.support.live_server import Server
+from tests.support.raw_websocket import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -19,7 +21,6 @@ from raw_websocket import (
     open_websocket,
     read_frame,
 )
-from websockets.sync.client import connect
 
 # Client frames of every kind a peer may send, and the frames each must bring back.
 FRAMES_AND_ANSWERS = [

@@ -35,8 +35,10 @@ from typing import Any
 
 import pytest
 from jsonschema import ValidationError
-from live_server import Server, get, start_server, stop_server
-from raw_websocket import (
+
+from {{ cookiecutter.package_name }} import protocol
+from tests.support.live_server import Server, get, start_server, stop_server
+from tests.support.raw_websocket import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -52,9 +54,7 @@ from raw_websocket import (
     read_response_head,
     status_of,
 )
-from ws_client import SERVER_EVENT, RoomsClient
-
-from {{ cookiecutter.package_name }} import protocol
+from tests.support.ws_client import SERVER_EVENT, RoomsClient
 
 pytestmark = pytest.mark.slow
 

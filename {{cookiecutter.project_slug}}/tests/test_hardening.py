@@ -18,7 +18,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from live_server import (
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
+
+from tests.support.live_server import (
     Server,
     ServerStartError,
     get,
@@ -26,7 +30,7 @@ from live_server import (
     stop_server,
     wait_for_health,
 )
-from raw_websocket import (
+from tests.support.raw_websocket import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -43,10 +47,7 @@ from raw_websocket import (
     status_of,
     upgrade,
 )
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
-from websockets.sync.connection import Connection
-from ws_client import SERVER_EVENT, RoomsClient
+from tests.support.ws_client import SERVER_EVENT, RoomsClient
 
 pytestmark = pytest.mark.slow
 

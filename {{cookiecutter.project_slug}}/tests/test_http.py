@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from live_server import Server, ServerStartError, get, start_server, stop_server
+
+from tests.support.live_server import Server, ServerStartError, get, start_server, stop_server
 
 
 def test_index_serves_the_client_page(server: Server) -> None:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import redis as redis_client
-from live_server import Server, get, start_server, stop_server, wait_for_health
-from redis_server import RedisServer
 from websockets.sync.client import connect
-from ws_client import RoomsClient
 
 from {{ cookiecutter.package_name }} import protocol
-from {{ cookiecutter.package_name }}.pubsub import HEARTBEAT_TTL, Names, encode_envelope
+from {{ cookiecutter.package_name }}.redis_pubsub import HEARTBEAT_TTL, Names, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Publish
+from tests.support.live_server import Server, get, start_server, stop_server, wait_for_health
+from tests.support.redis_server import RedisServer
+from tests.support.ws_client import RoomsClient
 
 pytestmark = pytest.mark.slow
 

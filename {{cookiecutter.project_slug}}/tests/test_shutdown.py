@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import Server, start_server, stop_server
-from raw_websocket import frame, open_websocket, read_response_head, status_of
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
-from ws_client import SERVER_EVENT
+
+from tests.support.live_server import Server, start_server, stop_server
+from tests.support.raw_websocket import frame, open_websocket, read_response_head, status_of
+from tests.support.ws_client import SERVER_EVENT
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from live_server import Server, start_server, stop_server
-from raw_websocket import (
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.live_server import Server, start_server, stop_server
+from tests.support.raw_websocket import (
     OPCODE_CLOSE,
     close_code,
     close_frame,
@@ -23,8 +25,7 @@ from raw_websocket import (
     read_frame,
     read_until_close,
 )
-from websockets.exceptions import ConnectionClosed
-from ws_client import CLIENT_MESSAGE, RoomsClient
+from tests.support.ws_client import CLIENT_MESSAGE, RoomsClient
 
 
 def assert_nothing_pending(client: RoomsClient) -> None:

@@ -2,7 +2,7 @@
 
 import sys
 
-from . import server
+from . import uvicorn_server
 from .config import ConfigError, Settings
 
 
@@ -12,7 +12,7 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"ERROR: {error}")
-    server.run(settings)
+    uvicorn_server.run(settings)
 
 
 if __name__ == "__main__":

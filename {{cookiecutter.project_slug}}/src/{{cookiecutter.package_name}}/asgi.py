@@ -29,7 +29,7 @@ from .limits import ConnectionLimit
 from .redis_asyncio import RedisBroker
 {%- endif %}
 from .rooms import Hub
-from .server import SEND_NOWAIT
+from .uvicorn_server import SEND_NOWAIT
 
 FLUSH_TIMEOUT = 1.0
 
@@ -228,7 +228,7 @@ class RoomsResource:
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         if not await accept(ws, self.connections):
             return
-        # Where the server offers it (server.py does): a send that needs no task.
+        # Where the server offers it (uvicorn_server.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
         try:
             await self._serve(ws, send_nowait)

@@ -20,7 +20,7 @@ import redis
 from redis.exceptions import RedisError
 
 from .broker import run
-from .pubsub import (
+from .redis_pubsub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TTL,
     RECOUNT_SCRIPT,
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class RedisBroker(Subscriber):
-    """Carries out the hub's effects through Redis pub/sub (see ``pubsub.py``)."""
+    """Carries out the hub's effects through Redis pub/sub (see ``redis_pubsub.py``)."""
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
         super().__init__(hub, url, prefix)

@@ -1,9 +1,9 @@
 """WSGI adapter: ``falcon.App`` with websockets from gevent-websocket.
 
 Serve it with ``gunicorn --config gunicorn.conf.py``, which selects this
-project's worker (``worker.py``, built on gevent-websocket's). Under WSGI falcon
+project's worker (``gunicorn_worker.py``, built on gevent-websocket's). Under WSGI falcon
 never calls ``on_websocket``: an upgrade request arrives as a plain GET with
-``req.env[ACCEPT]``, which answers 101 and returns the websocket (also left in
+``req.env[ACCEPT_WEBSOCKET]``, which answers 101 and returns the websocket (also left in
 ``req.env["wsgi.websocket"]``, as gevent-websocket does). Until then the app may
 still refuse with any HTTP status. A plain ``gunicorn {{ cookiecutter.package_name }}.wsgi:app``
 serves no websocket at all.
@@ -26,13 +26,13 @@ from .broker import Broker, MemoryBroker, health
 from .close_codes import CloseCode
 from .config import Settings
 from .errors import upgrade_required
+from .gevent_websocket import ACCEPT_WEBSOCKET, WebSocket, text_frame
 from .guard import Authenticate, HandshakeGuard
 from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_gevent import RedisBroker
 {%- endif %}
 from .rooms import Hub
-from .websocket import ACCEPT, WebSocket, text_frame
 
 FLUSH_TIMEOUT = 1.0
 
@@ -44,7 +44,7 @@ class GuardMiddleware:
         self.guard = guard
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if ACCEPT in req.env:
+        if ACCEPT_WEBSOCKET in req.env:
             reason = self.guard.refusal(req)
             if reason is not None:
                 raise falcon.HTTPForbidden(description=reason)
@@ -56,7 +56,7 @@ def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | Non
     Raises:
         falcon.HTTPError: 426 for a plain GET, which asked for no websocket.
     """
-    accept_websocket = req.env.get(ACCEPT)
+    accept_websocket = req.env.get(ACCEPT_WEBSOCKET)
     if accept_websocket is None:
         raise upgrade_required()
     ws: WebSocket = accept_websocket()

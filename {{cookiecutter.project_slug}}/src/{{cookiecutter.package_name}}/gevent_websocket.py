@@ -17,8 +17,8 @@ its frame encoding, and replaces the rest:
   a peer that stopped reading gives up after :data:`CLOSE_TIMEOUT` seconds;
 - it records when the peer last sent anything, for the keep-alive pings.
 
-The worker's handler (``worker.py``) makes these and hands the app a way to
-accept one: the callable in ``environ[ACCEPT]``.
+The worker's handler (``gunicorn_worker.py``) makes these and hands the app a way to
+accept one: the callable in ``environ[ACCEPT_WEBSOCKET]``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
 from .close_codes import CloseCode, may_be_sent_by_peer
 
-ACCEPT = "websocket.accept"
+ACCEPT_WEBSOCKET = "{{ cookiecutter.package_name }}.accept_websocket"
 """Environ key of the callable that completes a valid handshake: it answers 101
 and returns the :class:`WebSocket`. Absent when the request is no upgrade."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 {%- if cookiecutter.server == "asgi-uvicorn" %}
 SERVER_COMMAND = [sys.executable, "-m", "{{ cookiecutter.package_name }}"]
 {%- else %}

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from live_server import free_port
+
+from tests.support.live_server import free_port
 
 START_TIMEOUT = 10.0
 

@@ -5,8 +5,8 @@ refuse a foreign Origin or an unknown path in time; it answers a malformed
 ``Sec-WebSocket-Key`` with 500 and leaves the access log empty. This
 :class:`WebSocketHandler` builds on gunicorn's own gevent handler instead
 (access log included) and lets the app decide: a well-formed upgrade request
-reaches the app with ``environ[ACCEPT]``, a callable that answers 101 and
-returns the :class:`~{{ cookiecutter.package_name }}.websocket.WebSocket`; the app may answer
+reaches the app with ``environ[ACCEPT_WEBSOCKET]``, a callable that answers 101 and
+returns the :class:`~{{ cookiecutter.package_name }}.gevent_websocket.WebSocket`; the app may answer
 403 or 404 instead, as for any request. The handler also pings every open
 websocket and drops peers that stop answering.
 
@@ -34,8 +34,8 @@ from gunicorn.workers.ggevent import PyWSGIHandler
 
 from .close_codes import CloseCode
 from .config import Settings
+from .gevent_websocket import ACCEPT_WEBSOCKET, OPCODE_PING, WebSocket, server_frame
 from .guard import redact
-from .websocket import ACCEPT, OPCODE_PING, WebSocket, server_frame
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
 WEBSOCKET_VERSION = "13"
@@ -180,7 +180,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
             self.start_response(status, headers)
             self.write(body)
             return
-        self.environ[ACCEPT] = self.accept_websocket
+        self.environ[ACCEPT_WEBSOCKET] = self.accept_websocket
         try:
             super().run_application()
         finally:
@@ -188,7 +188,7 @@ class WebSocketHandler(PyWSGIHandler):  # type: ignore[misc]
                 self.end_websocket(self.websocket)
 
     def accept_websocket(self) -> WebSocket:
-        """Answer 101 and return the websocket; the app calls this as ``environ[ACCEPT]()``."""
+        """Answer 101 and return the websocket: ``environ[ACCEPT_WEBSOCKET]()`` in the app."""
         if self.websocket is not None:
             raise RuntimeError("this websocket was accepted already")
         key = self.environ["HTTP_SEC_WEBSOCKET_KEY"].strip()

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from test_rooms import RecordingOutbox
-
 from {{ cookiecutter.package_name }}.broker import run
-from {{ cookiecutter.package_name }}.pubsub import HELD_PRESENCES, Subscriber, encode_envelope
+from {{ cookiecutter.package_name }}.redis_pubsub import HELD_PRESENCES, Subscriber, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Publish, Recount
+from tests.test_rooms import RecordingOutbox
 
 
 class Process:

@@ -18,7 +18,7 @@ import pytest
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import Stream
 
-from {{ cookiecutter.package_name }}.websocket import WebSocket
+from {{ cookiecutter.package_name }}.gevent_websocket import WebSocket
 
 PAYLOAD = b"x" * 4_000_000  # far more than the socket buffers of a pair hold
 HEADER_BYTES = 10  # a 64-bit length: 2 + 8 bytes, unmasked from the server

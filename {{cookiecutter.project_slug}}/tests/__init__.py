@@ -1,0 +1,1 @@
+"""Tests of the project: unit and property tests of the core, live tests against real servers."""
