@@ -5,9 +5,9 @@ environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 """
 
 import asyncio
-import collections
 import contextlib
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import falcon
@@ -16,22 +16,22 @@ from falcon.media import BinaryBaseHandlerWS, TextBaseHandlerWS
 
 from . import pages
 {%- if cookiecutter.broker == "redis" %}
-from .broker import Broker, health
+from .broker import Broker
 {%- else %}
-from .broker import Broker, MemoryBroker, health
+from .broker import Broker, MemoryBroker
 {%- endif %}
-from .close_codes import CloseCode
 from .config import Settings
+from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .guard import Authenticate, HandshakeGuard
+from .health import health
 from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_asyncio import RedisBroker
 {%- endif %}
 from .rooms import Hub
 from .uvicorn_server import SEND_NOWAIT
-
-FLUSH_TIMEOUT = 1.0
+from .wiring import Services, add_routes
 
 
 class RawText(TextBaseHandlerWS):
@@ -99,13 +99,28 @@ class GuardMiddleware:
             raise falcon.HTTPForbidden(description=reason)
 
 
+class BrokerLifespan:
+    """Starts the broker with the ASGI lifespan, and stops it with the lifespan's end."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        self.broker.start()
+
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        stopping = self.broker.stop()
+        if inspect.isawaitable(stopping):
+            await stopping
+
+
 async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> bool:
-    """Accept the handshake; if the process is at its cap, close at once with 1013."""
+    """Accept the handshake; if the process is at its cap, close at once (1013)."""
     await ws.accept()
     if connections.acquire():
         return True
     with contextlib.suppress(falcon.WebSocketDisconnected):
-        await ws.close(CloseCode.TRY_AGAIN_LATER, "server at capacity, try again later")
+        await ws.close(*AT_CAPACITY)
     return False
 
 
@@ -118,17 +133,14 @@ class IndexResource:
 
 
 class HealthResource:
-    """Readiness probe: 200 while the server can serve, 503 with a reason when it cannot."""
+    """Readiness probe (see ``health.py``)."""
 
     def __init__(self, hub: Hub, broker: Broker) -> None:
         self.hub = hub
         self.broker = broker
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        document = health(self.hub, self.broker)
-        resp.media = document
-        if document["status"] != "ok":
-            resp.status = falcon.HTTP_503
+        resp.media, resp.status = health(self.hub, self.broker)
 
 
 class EchoResource:
@@ -158,24 +170,21 @@ class EchoResource:
             self.connections.release()
 
 
-class Outbox:
-    """A connection's bounded queue of frames, filled by the hub, drained by its sender.
+class AsyncioOutbox(BoundedOutbox):
+    """The outbox of a connection served by tasks: its sender awaits :meth:`get`.
 
-    One deque and futures made when needed, not an ``asyncio.Queue`` and an
-    ``Event``: every connection holds its outbox for life, idle or not, and
-    those would hold four deques and a task to wait on the event.
+    Futures made when needed, not an ``asyncio.Queue`` and an ``Event``: every
+    connection holds its outbox for life, idle or not, and those would hold
+    four deques and a task to wait on the event.
     """
 
     def __init__(self, size: int, send_nowait: Callable[[str], bool] | None = None) -> None:
-        self.size = size
+        super().__init__(size)
         self.send_nowait = send_nowait
-        self.frames: collections.deque[str] = collections.deque()
         # Set while the sender waits for a frame with nothing queued or being sent,
         # and the outbox is open; a broadcast asks only this of every member.
         self.waiter: asyncio.Future[None] | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.close_code: int = CloseCode.NORMAL_CLOSURE
-        self.close_reason = ""
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def offer(self, frame: str) -> bool:
         waiter = self.waiter
@@ -196,7 +205,7 @@ class Outbox:
         """The next frame, once there is one."""
         while not self.frames:
             waiter = asyncio.get_running_loop().create_future()
-            if not self.closed.done():
+            if not self.closed:
                 self.waiter = waiter
             try:
                 await waiter
@@ -204,23 +213,19 @@ class Outbox:
                 self.waiter = None
         return self.frames.popleft()
 
-    def close(self, code: int, reason: str) -> None:
-        if not self.closed.done():
-            self.close_code, self.close_reason = code, reason
-            self.waiter = None
-            self.closed.set_result(None)
+    def on_close(self) -> None:
+        self.waiter = None
+        self.ended.set_result(None)
 
 
 class RoomsResource:
-    """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
+    """``/ws``: the rooms protocol (``protocol.py``, ``connection.py``), one hub per process."""
 
-    def __init__(
-        self, hub: Hub, broker: Broker, connections: ConnectionLimit, outbox_size: int
-    ) -> None:
-        self.hub = hub
+    def __init__(self, services: Services, broker: Broker) -> None:
+        self.hub = services.hub
         self.broker = broker
-        self.connections = connections
-        self.outbox_size = outbox_size
+        self.connections = services.connections
+        self.outbox_size = services.settings.outbox_size
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise upgrade_required()
@@ -231,58 +236,43 @@ class RoomsResource:
         # Where the server offers it (uvicorn_server.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
         try:
-            await self._serve(ws, send_nowait)
+            await self._serve(ws, AsyncioOutbox(self.outbox_size, send_nowait))
         finally:
             self.connections.release()
 
-    async def _serve(
-        self, ws: falcon.asgi.WebSocket, send_nowait: Callable[[str], bool] | None
-    ) -> None:
-        outbox = Outbox(self.outbox_size, send_nowait)
-        connection_id, welcome = self.hub.connect(outbox)
-        self.broker.submit(welcome)
+    async def _serve(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
+        session = Session(self.hub, self.broker, outbox)
         tasks = {
             asyncio.create_task(self._send_frames(ws, outbox)),
-            asyncio.create_task(self._receive_frames(ws, connection_id, outbox)),
+            asyncio.create_task(self._receive_frames(ws, session)),
         }
         try:
-            # Whichever ends first ends the connection: the peer left, a send
-            # failed, or the hub or the receiver asked for a close.
-            await asyncio.wait({*tasks, outbox.closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*tasks, outbox.ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.broker.submit(self.hub.disconnect(connection_id))
+            session.end()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if outbox.closed.done():
-            # What was queued before the close (the errors that led to it, say) goes
-            # first, for a bounded time: a reader too slow for its outbox takes nothing.
+        if outbox.closed:
             flush = asyncio.create_task(self._send_queued(ws, outbox))
             await asyncio.wait({flush}, timeout=FLUSH_TIMEOUT)
             flush.cancel()
             with contextlib.suppress(falcon.WebSocketDisconnected):
                 await ws.close(outbox.close_code, outbox.close_reason)
 
-    async def _send_queued(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
+    async def _send_queued(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
             while outbox.frames:
                 await ws.send_text(outbox.frames.popleft())
 
-    async def _send_frames(self, ws: falcon.asgi.WebSocket, outbox: Outbox) -> None:
+    async def _send_frames(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
             while True:
                 await ws.send_text(await outbox.get())
 
-    async def _receive_frames(
-        self, ws: falcon.asgi.WebSocket, connection_id: str, outbox: Outbox
-    ) -> None:
+    async def _receive_frames(self, ws: falcon.asgi.WebSocket, session: Session) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
-            while True:
-                frame = await ws.receive_media()
-                if not isinstance(frame, str):
-                    outbox.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
-                    return
-                self.broker.submit(self.hub.receive(connection_id, frame))
+            while session.receive(await ws.receive_media()):
                 # Let the senders run between two frames of a burst: without it a
                 # burst larger than an outbox closes readers that keep up.
                 await asyncio.sleep(0)
@@ -298,22 +288,15 @@ def create_app(
         authenticate: A check every websocket handshake must pass; defaults to
             the ``AUTH_TOKEN`` check when that is set.
     """
-    settings = settings or Settings.from_env()
-    connections = ConnectionLimit(settings.max_connections)
-    hub = Hub(
-        max_rooms=settings.max_rooms,
-        rate_limit=settings.rate_limit,
-        rate_burst=settings.rate_burst,
-    )
-    guard = GuardMiddleware(HandshakeGuard.from_settings(settings, authenticate))
+    services = Services.from_settings(settings, authenticate)
 {%- if cookiecutter.broker == "redis" %}
-    broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
-    # As middleware, the broker starts and stops with the ASGI lifespan.
-    app = falcon.asgi.App(middleware=(guard, broker))
+    broker: Broker = RedisBroker(
+        services.hub, services.settings.redis_url, services.settings.redis_prefix
+    )
 {%- else %}
-    broker = MemoryBroker(hub)
-    app = falcon.asgi.App(middleware=[guard])
+    broker: Broker = MemoryBroker(services.hub)
 {%- endif %}
+    app = falcon.asgi.App(middleware=(GuardMiddleware(services.guard), BrokerLifespan(broker)))
     # Falcon 4 has no public "receive whatever frame comes next" call; raw
     # media handlers turn receive_media() into exactly that.
     app.ws_options.media_handlers[falcon.WebSocketPayloadType.TEXT] = RawText()
@@ -322,12 +305,13 @@ def create_app(
     # that stop receiving while they send, to notice a peer that left; every
     # handler here always has a receive pending, which notices it as soon.
     app.ws_options.max_receive_queue = 0
-
-    app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource(hub, broker))
-    app.add_route("/ws", RoomsResource(hub, broker, connections, settings.outbox_size))
-    app.add_route("/ws/echo", EchoResource(connections))
-    app.add_static_route("/static", pages.STATIC_DIR)
+    add_routes(
+        app,
+        index=IndexResource(),
+        health=HealthResource(services.hub, broker),
+        rooms=RoomsResource(services, broker),
+        echo=EchoResource(services.connections),
+    )
     return app
 
 

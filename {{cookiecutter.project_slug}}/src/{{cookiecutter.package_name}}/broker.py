@@ -1,21 +1,26 @@
 """Brokers carry out the hub's effects: deliveries, room publishes, member counts.
 
-:class:`MemoryBroker` serves one process: a publish is a local fan-out and a
-room's count is its local count. A pub/sub broker spans processes with the
-same interface.
+:func:`carry_out` is the one interpreter of effects, and the home of the rule
+that orders them; every broker drives it. :class:`MemoryBroker` serves one
+process: a publish is a local fan-out and a room's count is its local count. A
+pub/sub broker spans processes with the same interface and lifecycle.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Protocol
 
 from .rooms import Close, Deliver, Effect, Hub, Publish, Recount
 
+Remote = Publish | Recount
+"""The effects that may leave the process: a broker decides where they go."""
+
 
 class Broker(Protocol):
-    """Carries out effects in the order they are submitted."""
+    """Carries out effects in the order they are submitted, from :meth:`start` to :meth:`stop`."""
 
     def submit(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` (now or soon, in order) without blocking the caller."""
@@ -25,26 +30,25 @@ class Broker(Protocol):
         """Why the broker cannot serve right now, or None when it can."""
         ...
 
+    def start(self) -> None:
+        """Start serving; an asyncio broker is started inside the running loop."""
+        ...
 
-def health(hub: Hub, broker: Broker) -> dict[str, object]:
-    """The ``/health`` document: status, and why not when the broker is not ready."""
-    reason = broker.not_ready()
-    status: dict[str, object] = {"status": "ok" if reason is None else "unavailable"}
-    if reason is not None:
-        status["reason"] = reason
-    status.update(connections=hub.connections, rooms=hub.rooms)
-    return status
+    def stop(self) -> Awaitable[None] | None:
+        """Carry out what was submitted (for a bounded time), then stop; an asyncio
+        broker returns an awaitable that the caller awaits."""
+        ...
 
 
-def run(
-    hub: Hub, effects: list[Effect], remote: Callable[[Publish | Recount], list[Effect]]
-) -> None:
+def carry_out(hub: Hub, effects: list[Effect]) -> Generator[Remote, list[Effect], None]:
     """Carry out ``effects``, then what they cause, in the order they were made.
 
-    What an effect causes waits behind the effects made before it: a member
-    dropped while a join is announced has its departure announced after the
-    join, so everyone's last count is the newest one. Deliveries and closes are
-    local; ``remote`` carries out publishes and recounts.
+    Deliveries and closes are carried out here; each publish or recount is
+    yielded to the broker driving this, which sends back what it caused.
+
+    The ordering rule: what an effect causes waits behind the effects made
+    before it. A member dropped while a join is announced has its departure
+    announced after the join, so everyone's last count is the newest one.
     """
     pending = deque(effects)
     while pending:
@@ -54,10 +58,19 @@ def run(
         elif isinstance(effect, Close):
             pending.extend(hub.close(effect.connection_id, effect.code, effect.reason))
         else:
-            pending.extend(remote(effect))
+            pending.extend((yield effect))
 
 
-def locally(hub: Hub, effect: Publish | Recount) -> list[Effect]:
+def run(hub: Hub, effects: list[Effect], remote: Callable[[Remote], list[Effect]]) -> None:
+    """Drive :func:`carry_out` to the end, with ``remote`` carrying out each publish or recount."""
+    steps = carry_out(hub, effects)
+    with contextlib.suppress(StopIteration):
+        effect = next(steps)
+        while True:
+            effect = steps.send(remote(effect))
+
+
+def locally(hub: Hub, effect: Remote) -> list[Effect]:
     """Carry out a publish or recount within this process alone."""
     if isinstance(effect, Publish):
         return hub.fan_out(effect.room, effect.frame, effect.skip, effect.only)
@@ -78,3 +91,9 @@ class MemoryBroker:
 
     def not_ready(self) -> str | None:
         return None
+
+    def start(self) -> None:
+        pass  # nothing runs in the background
+
+    def stop(self) -> None:
+        pass  # everything submitted was carried out at once

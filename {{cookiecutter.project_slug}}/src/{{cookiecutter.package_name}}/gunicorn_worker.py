@@ -267,6 +267,12 @@ class Worker(GeventWebSocketWorker):  # type: ignore[misc]
         WebSocketHandler.settings = Settings.from_env()
         super().init_process()
 
+    def run(self) -> None:
+        super().run()  # returns once the connections ended, or the graceful timeout
+        stop = getattr(self.wsgi, "stop", None)  # the app's (wsgi.App), which stops its broker
+        if callable(stop):
+            stop()
+
     def handle_exit(self, sig: int, frame: object) -> None:
         super().handle_exit(sig, frame)
         # Out of the signal handler: closing sockets may block on the network.

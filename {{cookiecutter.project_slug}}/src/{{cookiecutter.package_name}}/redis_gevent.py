@@ -1,12 +1,11 @@
 """The Redis broker under gevent: room frames and member counts shared by every process.
 
-Started when the app is created, in the worker process (after gevent's
-monkey-patching, so the sync Redis client cooperates with the other
-greenlets). Effects run in one greenlet, in the order they were submitted; a
-listener greenlet keeps the subscription alive across Redis restarts. There is
-no explicit stop: on shutdown the worker closes every connection, whose
-departures are published while the process drains, and the heartbeat key
-expires on its own.
+Started with the app, in the worker process (after gevent's monkey-patching, so
+the sync Redis client cooperates with the other greenlets), and stopped by the
+worker once its connections have ended (``wsgi.App``). Effects run in one
+greenlet, in the order they were submitted; a listener greenlet keeps the
+subscription alive across Redis restarts. What the broker does is in
+``redis_pubsub.py``; this module adds the sync client, greenlets and waits.
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ import gevent.queue
 import redis
 from redis.exceptions import RedisError
 
-from .broker import run
+from .broker import Remote
 from .redis_pubsub import (
+    DRAIN_TIMEOUT,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TTL,
     RECOUNT_SCRIPT,
@@ -30,55 +30,60 @@ from .redis_pubsub import (
     encode_envelope,
     recount_arguments,
 )
-from .rooms import Effect, Hub, Publish, Recount
+from .rooms import Effect, Hub, Publish
 
 log = logging.getLogger(__name__)
 
 
 class RedisBroker(Subscriber):
-    """Carries out the hub's effects through Redis pub/sub (see ``redis_pubsub.py``)."""
+    """Carries out the hub's effects through Redis pub/sub."""
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
         super().__init__(hub, url, prefix)
         self._redis = redis.Redis.from_url(url, **client_options())
         self._recount_script = self._redis.register_script(RECOUNT_SCRIPT)
-        self._jobs: gevent.queue.Queue[list[Effect]] = gevent.queue.Queue()
+        self._jobs: gevent.queue.JoinableQueue[list[Effect]] = gevent.queue.JoinableQueue()
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
 
     def submit(self, effects: list[Effect]) -> None:
         if effects:
             self._jobs.put_nowait(effects)
 
     def start(self) -> None:
-        for loop in (self._listen, self._work, self._beat):
-            gevent.spawn(loop)
+        self._greenlets = [gevent.spawn(loop) for loop in (self._listen, self._work, self._beat)]
+
+    def stop(self) -> None:
+        with contextlib.suppress(gevent.Timeout), gevent.Timeout(DRAIN_TIMEOUT):
+            self._jobs.join()
+        gevent.killall(self._greenlets)
+        with contextlib.suppress(RedisError, OSError), self._redis.pipeline() as pipe:
+            self.queue_deregistration(pipe)
+            pipe.execute()
+        self._redis.close()
 
     def _work(self) -> None:
         for effects in self._jobs:
             try:
-                run(self.hub, effects, self._remote)
+                steps = self.steps(effects)
+                with contextlib.suppress(StopIteration):
+                    command = next(steps)
+                    while True:
+                        command = steps.send(self._send(command))
             except Exception:
                 log.exception("effects failed: %r", effects)
+            finally:
+                self._jobs.task_done()
 
-    def _remote(self, effect: Publish | Recount) -> list[Effect]:
-        """Publish, or recount and announce, through Redis; locally while it is unreachable."""
-        if self.subscribed:
-            try:
-                while (held := self.next_held()) is not None:
-                    self._recount(held)
-                    self.sent(held)
-                if isinstance(effect, Publish):
-                    self._redis.publish(self.names.channel, encode_envelope(effect))
-                else:
-                    self._recount(effect)
-                return []  # this process's members get it back through the subscription
-            except RedisError as error:
-                self.on_failed(error)
-        return self.carry_locally(effect)
-
-    def _recount(self, recount: Recount) -> None:
-        self._recount_script(
-            keys=[self.names.room(recount.room)], args=recount_arguments(self.names, recount)
-        )
+    def _send(self, command: Remote) -> RedisError | None:
+        try:
+            if isinstance(command, Publish):
+                self._redis.publish(self.names.channel, encode_envelope(command))
+            else:
+                keys = [self.names.room(command.room)]
+                self._recount_script(keys=keys, args=recount_arguments(self.names, command))
+        except RedisError as error:
+            return error
+        return None
 
     def _listen(self) -> None:
         failures = 0
@@ -88,7 +93,9 @@ class RedisBroker(Subscriber):
                 with self._redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
                     pubsub.subscribe(self.names.channel)
                     self.check_subscribed(pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
-                    self._register()
+                    with self._redis.pipeline() as pipe:
+                        self.queue_registration(pipe)
+                        pipe.execute()
                     failures = 0
                     self.submit(self.on_subscribed())
                     while True:
@@ -101,14 +108,6 @@ class RedisBroker(Subscriber):
             except (RedisError, OSError) as error:
                 gevent.sleep(self.on_lost(error, failures))
                 failures += 1
-
-    def _register(self) -> None:
-        """Announce this process and its members again: Redis may have restarted empty."""
-        with self._redis.pipeline() as pipe:
-            pipe.set(self.names.heartbeat, 1, ex=HEARTBEAT_TTL)
-            for room, members in self.hub.local_rooms().items():
-                pipe.hset(self.names.room(room), self.names.process_id, members)
-            pipe.execute()
 
     def _beat(self) -> None:
         while True:

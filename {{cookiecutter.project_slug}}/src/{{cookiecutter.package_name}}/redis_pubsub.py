@@ -15,10 +15,12 @@ through Redis once it is subscribed again, with the room's real total.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import urllib.parse
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +28,7 @@ from redis import exceptions
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from .broker import locally
+from .broker import Remote, carry_out, locally
 from .rooms import Announcement, Effect, Hub, Publish, Recount
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ RECONNECT_BACKOFF = EqualJitterBackoff(cap=5.0, base=0.1)
 """Waits between attempts to resubscribe: 0.1 s doubling to 5 s, with jitter."""
 SUBSCRIBE_TIMEOUT = 5.0
 """Seconds Redis has to confirm a subscription."""
+DRAIN_TIMEOUT = 2.0
+"""Seconds a stopping broker has to carry out what it was given: the departures
+of the last connections, for the other processes."""
 HELD_PRESENCES = 256
 """Presences held per room while Redis is away; older ones are dropped (the counts
 are not lost: what is sent once it is back carries the room's total)."""
@@ -155,10 +160,12 @@ def client_options() -> dict[str, Any]:
 
 
 class Subscriber:
-    """The state both Redis brokers keep about their subscription; they add the I/O.
+    """What both Redis brokers do, without the I/O: they add the client, the tasks
+    or greenlets, and the waiting.
 
-    Until subscribed, a broker serves this process's members on its own and
-    :meth:`not_ready` says why.
+    :meth:`steps` carries out effects and yields each command that must go
+    through Redis. Until subscribed, a broker serves this process's members on
+    its own and :meth:`not_ready` says why.
     """
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
@@ -172,6 +179,46 @@ class Subscriber:
 
     def not_ready(self) -> str | None:
         return None if self.subscribed else self.problem
+
+    def steps(self, effects: list[Effect]) -> Generator[Remote, Exception | None, None]:
+        """Carry out ``effects`` (:func:`broker.carry_out`), through Redis where it serves.
+
+        Yields each publish or recount that must go to Redis; the broker sends
+        it and sends back None, or the Redis error it failed with.
+        """
+        interpreter = carry_out(self.hub, effects)
+        with contextlib.suppress(StopIteration):
+            effect = next(interpreter)
+            while True:
+                effect = interpreter.send((yield from self._through_redis(effect)))
+
+    def _through_redis(self, effect: Remote) -> Generator[Remote, Exception | None, list[Effect]]:
+        """Publish, or recount and announce, through Redis; locally while it is unreachable."""
+        if self.subscribed:
+            failure = None
+            while failure is None and (held := self.next_held()) is not None:
+                failure = yield held
+                if failure is None:
+                    self.sent(held)
+            if failure is None:
+                failure = yield effect
+            if failure is None:
+                return []  # this process's members get it back through the subscription
+            self.on_failed(failure)
+        return self.carry_locally(effect)
+
+    def queue_registration(self, pipe: Any) -> None:
+        """Queue on ``pipe`` (a redis-py pipeline, sync or asyncio) the commands that
+        announce this process and its members again: Redis may have restarted empty."""
+        pipe.set(self.names.heartbeat, 1, ex=HEARTBEAT_TTL)
+        for room, members in self.hub.local_rooms().items():
+            pipe.hset(self.names.room(room), self.names.process_id, members)
+
+    def queue_deregistration(self, pipe: Any) -> None:
+        """Queue on ``pipe`` the commands that take this process out of every count."""
+        pipe.delete(self.names.heartbeat)
+        for room in self.hub.local_rooms():
+            pipe.hdel(self.names.room(room), self.names.process_id)
 
     def carry_locally(self, effect: Publish | Recount) -> list[Effect]:
         """Carry out ``effect`` in this process alone, while Redis cannot.

@@ -9,7 +9,6 @@ still refuse with any HTTP status. A plain ``gunicorn {{ cookiecutter.package_na
 serves no websocket at all.
 """
 
-import collections
 import contextlib
 
 import falcon
@@ -19,22 +18,22 @@ from geventwebsocket.exceptions import WebSocketError
 
 from . import pages
 {%- if cookiecutter.broker == "redis" %}
-from .broker import Broker, health
+from .broker import Broker
 {%- else %}
-from .broker import Broker, MemoryBroker, health
+from .broker import Broker, MemoryBroker
 {%- endif %}
-from .close_codes import CloseCode
 from .config import Settings
+from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .gevent_websocket import ACCEPT_WEBSOCKET, WebSocket, text_frame
 from .guard import Authenticate, HandshakeGuard
+from .health import health
 from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .redis_gevent import RedisBroker
 {%- endif %}
 from .rooms import Hub
-
-FLUSH_TIMEOUT = 1.0
+from .wiring import Services, add_routes
 
 
 class GuardMiddleware:
@@ -50,8 +49,22 @@ class GuardMiddleware:
                 raise falcon.HTTPForbidden(description=reason)
 
 
+class App(falcon.App[falcon.Request, falcon.Response]):
+    """``falcon.App`` that owns the broker: started with the app, stopped by the
+    worker (``gunicorn_worker.py``) once its connections have ended."""
+
+    def __init__(self, broker: Broker, middleware: list[GuardMiddleware]) -> None:
+        super().__init__(middleware=middleware)
+        self.broker = broker
+        broker.start()
+
+    def stop(self) -> None:
+        """Let the broker carry out what it was given (departures, say), then stop it."""
+        self.broker.stop()
+
+
 def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | None:
-    """Accept the handshake; None if the process is at its cap (the socket is closed with 1013).
+    """Accept the handshake; None if the process is at its cap (the socket is closed: 1013).
 
     Raises:
         falcon.HTTPError: 426 for a plain GET, which asked for no websocket.
@@ -62,7 +75,7 @@ def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | Non
     ws: WebSocket = accept_websocket()
     if connections.acquire():
         return ws
-    ws.close(CloseCode.TRY_AGAIN_LATER, "server at capacity, try again later")
+    ws.close(*AT_CAPACITY)
     return None
 
 
@@ -75,17 +88,14 @@ class IndexResource:
 
 
 class HealthResource:
-    """Readiness probe: 200 while the server can serve, 503 with a reason when it cannot."""
+    """Readiness probe (see ``health.py``)."""
 
     def __init__(self, hub: Hub, broker: Broker) -> None:
         self.hub = hub
         self.broker = broker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        document = health(self.hub, self.broker)
-        resp.media = document
-        if document["status"] != "ok":
-            resp.status = falcon.HTTP_503
+        resp.media, resp.status = health(self.hub, self.broker)
 
 
 class EchoResource:
@@ -109,8 +119,8 @@ class EchoResource:
             self.connections.release()
 
 
-class Outbox:
-    """A connection's bounded queue of frames, filled by the hub.
+class GeventOutbox(BoundedOutbox):
+    """The outbox of a connection served by greenlets.
 
     A frame goes out at once when nothing is queued and the socket takes it
     whole: a broadcast writes to one member after the other, with no greenlet
@@ -120,14 +130,10 @@ class Outbox:
     """
 
     def __init__(self, size: int, ws: WebSocket) -> None:
-        self.size = size
+        super().__init__(size)
         self.ws = ws
-        self.frames: collections.deque[str] = collections.deque()
         self.sender: gevent.Greenlet[..., None] | None = None
         self.sending = True  # until the connection ends: then frames only queue
-        self.closed = False  # the hub or the receiver asked for a close
-        self.close_code: int = CloseCode.NORMAL_CLOSURE
-        self.close_reason = ""
         self.ended = gevent.event.Event()  # closed, or a send failed: the connection ends
 
     def offer(self, frame: str) -> bool:
@@ -141,11 +147,8 @@ class Outbox:
             self.sender = gevent.spawn(self._send_queued)
         return True
 
-    def close(self, code: int, reason: str) -> None:
-        if not self.closed:
-            self.close_code, self.close_reason = code, reason
-            self.closed = True
-            self.ended.set()
+    def on_close(self) -> None:
+        self.ended.set()
 
     def stop_sending(self) -> None:
         """Kill the sender, if one runs, and start no other: frames only queue now."""
@@ -170,33 +173,27 @@ class ConnectionEnded(BaseException):
 
 
 class RoomsResource:
-    """``/ws``: the rooms protocol (see ``protocol.py``), one hub per process."""
+    """``/ws``: the rooms protocol (``protocol.py``, ``connection.py``), one hub per process."""
 
-    def __init__(
-        self, hub: Hub, broker: Broker, connections: ConnectionLimit, outbox_size: int
-    ) -> None:
-        self.hub = hub
+    def __init__(self, services: Services, broker: Broker) -> None:
+        self.hub = services.hub
         self.broker = broker
-        self.connections = connections
-        self.outbox_size = outbox_size
+        self.connections = services.connections
+        self.outbox_size = services.settings.outbox_size
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         ws = accept(req, self.connections)
         if ws is None:
             return
         try:
-            self._serve(ws)
+            self._serve(ws, GeventOutbox(self.outbox_size, ws))
         finally:
             self.connections.release()
 
-    def _serve(self, ws: WebSocket) -> None:
-        outbox = Outbox(self.outbox_size, ws)
-        connection_id, welcome = self.hub.connect(outbox)
-        self.broker.submit(welcome)
+    def _serve(self, ws: WebSocket, outbox: GeventOutbox) -> None:
+        session = Session(self.hub, self.broker, outbox)
         # This greenlet receives (no greenlet of its own for that: each holds a
-        # stack). Whichever comes first ends the connection: the peer left, which
-        # ends the receiving, or the outbox ended it (the hub or the receiver
-        # asked for a close, or a send failed), which interrupts the receiving as
+        # stack). The outbox ending the connection interrupts the receiving, as
         # gevent.Timeout interrupts what it guards.
         receiver, receiving = gevent.getcurrent(), True
 
@@ -207,61 +204,49 @@ class RoomsResource:
         outbox.ended.rawlink(interrupt)
         try:
             with contextlib.suppress(ConnectionEnded):
-                self._receive_frames(ws, connection_id, outbox)
+                self._receive_frames(ws, session)
         finally:
             receiving = False
             outbox.ended.unlink(interrupt)
-            self.broker.submit(self.hub.disconnect(connection_id))
+            session.end()
             outbox.stop_sending()
         if outbox.closed:
-            # What was queued before the close (the errors that led to it, say) goes
-            # first, for a bounded time: a reader too slow for its outbox takes nothing.
             with contextlib.suppress(gevent.Timeout, WebSocketError), gevent.Timeout(FLUSH_TIMEOUT):
                 while outbox.frames:
                     ws.send(outbox.frames.popleft())
             ws.close(outbox.close_code, outbox.close_reason)
 
-    def _receive_frames(self, ws: WebSocket, connection_id: str, outbox: Outbox) -> None:
-        while (frame := ws.receive()) is not None:
-            if not isinstance(frame, str):
-                outbox.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
-                return
-            self.broker.submit(self.hub.receive(connection_id, frame))
+    def _receive_frames(self, ws: WebSocket, session: Session) -> None:
+        while (frame := ws.receive()) is not None and session.receive(frame):
             # Let the senders run between two frames of a burst: without it a
             # burst larger than an outbox closes readers that keep up.
             gevent.sleep(0)
 
 
-def create_app(
-    settings: Settings | None = None, authenticate: Authenticate | None = None
-) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI application with every route.
+def create_app(settings: Settings | None = None, authenticate: Authenticate | None = None) -> App:
+    """Build the WSGI application with every route, its broker started.
 
     Args:
         settings: Defaults to the environment's.
         authenticate: A check every websocket handshake must pass; defaults to
             the ``AUTH_TOKEN`` check when that is set.
     """
-    settings = settings or Settings.from_env()
-    connections = ConnectionLimit(settings.max_connections)
-    hub = Hub(
-        max_rooms=settings.max_rooms,
-        rate_limit=settings.rate_limit,
-        rate_burst=settings.rate_burst,
-    )
-    guard = GuardMiddleware(HandshakeGuard.from_settings(settings, authenticate))
+    services = Services.from_settings(settings, authenticate)
 {%- if cookiecutter.broker == "redis" %}
-    broker = RedisBroker(hub, settings.redis_url, settings.redis_prefix)
-    broker.start()
+    broker: Broker = RedisBroker(
+        services.hub, services.settings.redis_url, services.settings.redis_prefix
+    )
 {%- else %}
-    broker = MemoryBroker(hub)
+    broker: Broker = MemoryBroker(services.hub)
 {%- endif %}
-    app = falcon.App(middleware=[guard])
-    app.add_route("/", IndexResource())
-    app.add_route("/health", HealthResource(hub, broker))
-    app.add_route("/ws", RoomsResource(hub, broker, connections, settings.outbox_size))
-    app.add_route("/ws/echo", EchoResource(connections))
-    app.add_static_route("/static", pages.STATIC_DIR)
+    app = App(broker, [GuardMiddleware(services.guard)])
+    add_routes(
+        app,
+        index=IndexResource(),
+        health=HealthResource(services.hub, broker),
+        rooms=RoomsResource(services, broker),
+        echo=EchoResource(services.connections),
+    )
     return app
 
 
