@@ -108,6 +108,26 @@ def test_members_of_a_process_that_died_stop_counting(pair: tuple[Server, Server
         bob.close()
 
 
+def test_a_process_that_stops_takes_itself_out_of_every_count(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    one, two = pair
+    names = Names("pair")
+    client = redis_client.Redis.from_url(redis.url, decode_responses=True)
+    with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+        alice.join("exit")
+        assert bob.join("exit")["members"] == 2
+        assert alice.expect("presence")["event"] == "join"
+        assert len(client.keys(names.heartbeat_prefix + "*")) == 2
+        stop_server(two)  # SIGTERM: its broker stops once its connections are closed
+        # Its heartbeat and its count are gone at once, not when the heartbeat expires.
+        assert len(client.keys(names.heartbeat_prefix + "*")) == 1
+        assert len(client.hgetall(names.room("exit"))) == 1
+        event = alice.expect("presence")
+        assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 1)
+    client.close()
+
+
 def test_delivery_resumes_after_a_redis_restart(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:

@@ -14,24 +14,14 @@ import falcon
 import falcon.asgi
 from falcon.media import BinaryBaseHandlerWS, TextBaseHandlerWS
 
-from . import pages
-{%- if cookiecutter.broker == "redis" %}
 from .broker import Broker
-{%- else %}
-from .broker import Broker, MemoryBroker
-{%- endif %}
 from .config import Settings
 from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .guard import Authenticate, HandshakeGuard
-from .health import health
 from .limits import ConnectionLimit
-{%- if cookiecutter.broker == "redis" %}
-from .redis_asyncio import RedisBroker
-{%- endif %}
-from .rooms import Hub
+from .routes import Echo, Health, Index, Rooms, Services, add_routes
 from .uvicorn_server import SEND_NOWAIT
-from .wiring import Services, add_routes
 
 
 class RawText(TextBaseHandlerWS):
@@ -94,9 +84,7 @@ class GuardMiddleware:
         self.guard = guard
 
     async def process_request_ws(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        reason = self.guard.refusal(req)
-        if reason is not None:
-            raise falcon.HTTPForbidden(description=reason)
+        self.guard.check(req)
 
 
 class BrokerLifespan:
@@ -115,7 +103,7 @@ class BrokerLifespan:
 
 
 async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> bool:
-    """Accept the handshake; if the process is at its cap, close at once (1013)."""
+    """Accept the handshake; False if the process is at its cap (closed at once: 1013)."""
     await ws.accept()
     if connections.acquire():
         return True
@@ -124,41 +112,28 @@ async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> boo
     return False
 
 
-class IndexResource:
-    """The browser client page."""
-
+class IndexResource(Index):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.content_type = falcon.MEDIA_HTML
-        resp.data = pages.INDEX_HTML
+        self.respond(resp)
 
 
-class HealthResource:
-    """Readiness probe (see ``health.py``)."""
-
-    def __init__(self, hub: Hub, broker: Broker) -> None:
-        self.hub = hub
-        self.broker = broker
-
+class HealthResource(Health):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.media, resp.status = health(self.hub, self.broker)
+        self.respond(resp)
 
 
-class EchoResource:
-    """Send every message back unchanged: text as text, binary as binary."""
-
-    def __init__(self, connections: ConnectionLimit) -> None:
-        self.connections = connections
-
+class EchoResource(Echo):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise upgrade_required()
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        if not await accept(ws, self.connections):
+        connections = self.services.connections
+        if not await accept(ws, connections):
             return
         try:
             while True:
                 # receive_media() takes either frame type; the raw handlers
-                # installed by create_app() hand back str or bytes as sent.
+                # installed by App hand back str or bytes as sent.
                 message = await ws.receive_media()
                 if isinstance(message, str):
                     await ws.send_text(message)
@@ -167,7 +142,7 @@ class EchoResource:
         except falcon.WebSocketDisconnected:
             pass
         finally:
-            self.connections.release()
+            connections.release()
 
 
 class AsyncioOutbox(BoundedOutbox):
@@ -196,10 +171,7 @@ class AsyncioOutbox(BoundedOutbox):
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        if len(self.frames) >= self.size:
-            return False
-        self.frames.append(frame)
-        return True
+        return self.queue(frame)
 
     async def get(self) -> str:
         """The next frame, once there is one."""
@@ -218,30 +190,23 @@ class AsyncioOutbox(BoundedOutbox):
         self.ended.set_result(None)
 
 
-class RoomsResource:
-    """``/ws``: the rooms protocol (``protocol.py``, ``connection.py``), one hub per process."""
-
-    def __init__(self, services: Services, broker: Broker) -> None:
-        self.hub = services.hub
-        self.broker = broker
-        self.connections = services.connections
-        self.outbox_size = services.settings.outbox_size
-
+class RoomsResource(Rooms):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise upgrade_required()
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        if not await accept(ws, self.connections):
+        connections = self.services.connections
+        if not await accept(ws, connections):
             return
         # Where the server offers it (uvicorn_server.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
         try:
-            await self._serve(ws, AsyncioOutbox(self.outbox_size, send_nowait))
+            await self._serve(ws, AsyncioOutbox(self.services.settings.outbox_size, send_nowait))
         finally:
-            self.connections.release()
+            connections.release()
 
     async def _serve(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
-        session = Session(self.hub, self.broker, outbox)
+        session = Session(self.services.hub, self.services.broker, outbox)
         tasks = {
             asyncio.create_task(self._send_frames(ws, outbox)),
             asyncio.create_task(self._receive_frames(ws, session)),
@@ -273,46 +238,29 @@ class RoomsResource:
     async def _receive_frames(self, ws: falcon.asgi.WebSocket, session: Session) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
             while session.receive(await ws.receive_media()):
-                # Let the senders run between two frames of a burst: without it a
-                # burst larger than an outbox closes readers that keep up.
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # the senders' turn
 
 
-def create_app(
-    settings: Settings | None = None, authenticate: Authenticate | None = None
-) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    """Build the ASGI application with every route.
+class App(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
+    """``falcon.asgi.App`` with every route; its broker runs with the ASGI lifespan."""
 
-    Args:
-        settings: Defaults to the environment's.
-        authenticate: A check every websocket handshake must pass; defaults to
-            the ``AUTH_TOKEN`` check when that is set.
-    """
-    services = Services.from_settings(settings, authenticate)
-{%- if cookiecutter.broker == "redis" %}
-    broker: Broker = RedisBroker(
-        services.hub, services.settings.redis_url, services.settings.redis_prefix
-    )
-{%- else %}
-    broker: Broker = MemoryBroker(services.hub)
-{%- endif %}
-    app = falcon.asgi.App(middleware=(GuardMiddleware(services.guard), BrokerLifespan(broker)))
-    # Falcon 4 has no public "receive whatever frame comes next" call; raw
-    # media handlers turn receive_media() into exactly that.
-    app.ws_options.media_handlers[falcon.WebSocketPayloadType.TEXT] = RawText()
-    app.ws_options.media_handlers[falcon.WebSocketPayloadType.BINARY] = RawBinary()
-    # Falcon's receive buffer (a task per connection that reads ahead) is for apps
-    # that stop receiving while they send, to notice a peer that left; every
-    # handler here always has a receive pending, which notices it as soon.
-    app.ws_options.max_receive_queue = 0
-    add_routes(
-        app,
-        index=IndexResource(),
-        health=HealthResource(services.hub, broker),
-        rooms=RoomsResource(services, broker),
-        echo=EchoResource(services.connections),
-    )
-    return app
+    def __init__(self, services: Services) -> None:
+        guard, lifespan = GuardMiddleware(services.guard), BrokerLifespan(services.broker)
+        super().__init__(middleware=(guard, lifespan))
+        # Falcon 4 has no public "receive whatever frame comes next" call; raw
+        # media handlers turn receive_media() into exactly that.
+        self.ws_options.media_handlers[falcon.WebSocketPayloadType.TEXT] = RawText()
+        self.ws_options.media_handlers[falcon.WebSocketPayloadType.BINARY] = RawBinary()
+        # Falcon's receive buffer (a task per connection that reads ahead) is for apps
+        # that stop receiving while they send, to notice a peer that left; every
+        # handler here always has a receive pending, which notices it as soon.
+        self.ws_options.max_receive_queue = 0
+        add_routes(self, services, IndexResource, HealthResource, RoomsResource, EchoResource)
+
+
+def create_app(settings: Settings | None = None, authenticate: Authenticate | None = None) -> App:
+    """Build the ASGI application (arguments: :meth:`routes.Services.from_settings`)."""
+    return App(Services.from_settings(settings, authenticate))
 
 
 app = SupportedHTTPVersions(create_app())

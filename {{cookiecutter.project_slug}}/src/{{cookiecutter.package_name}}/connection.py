@@ -6,8 +6,10 @@ joins the hub; frames from the peer go to the hub, frames from the hub queue in
 its outbox; whichever ends first ends the connection (the peer left, a send
 failed, or the hub or the receiver asked for a close); its departure is
 announced; and a close that was asked for is sent after what was queued before
-it, for :data:`FLUSH_TIMEOUT` at most. The adapters (``asgi.py``, ``wsgi.py``)
-keep only what differs: how they wait, send and run side by side.
+it, for :data:`FLUSH_TIMEOUT` at most. The receiver lets the senders run
+between two frames of a burst: without that, a burst larger than an outbox
+would close readers that keep up. The adapters (``asgi.py``, ``wsgi.py``) keep
+only what differs: how they wait, send and run side by side.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class BoundedOutbox:
         self.closed = False  # the hub or the receiver asked for a close
         self.close_code: int = CloseCode.NORMAL_CLOSURE
         self.close_reason = ""
+
+    def queue(self, frame: str) -> bool:
+        """Queue ``frame`` for the sender; False if the outbox is full."""
+        if len(self.frames) >= self.size:
+            return False
+        self.frames.append(frame)
+        return True
 
     def close(self, code: int, reason: str) -> None:
         """Ask for a close with ``code``; the first one asked is the one sent."""

@@ -61,6 +61,16 @@ class HandshakeGuard:
             return "missing or wrong credentials"
         return None
 
+    def check(self, req: falcon.Request) -> None:
+        """Raise 403 if the handshake ``req`` must be refused (see :meth:`refusal`).
+
+        Raises:
+            falcon.HTTPForbidden: With the reason, before the handshake is answered.
+        """
+        reason = self.refusal(req)
+        if reason is not None:
+            raise falcon.HTTPForbidden(description=reason)
+
     def origin_allowed(self, origin: str, host: str | None) -> bool:
         """True if a page from ``origin`` may connect to a server reached as ``host``."""
         if "*" in self.allowed_origins:

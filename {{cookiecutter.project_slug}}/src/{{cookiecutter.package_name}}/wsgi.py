@@ -16,24 +16,13 @@ import gevent
 import gevent.event
 from geventwebsocket.exceptions import WebSocketError
 
-from . import pages
-{%- if cookiecutter.broker == "redis" %}
-from .broker import Broker
-{%- else %}
-from .broker import Broker, MemoryBroker
-{%- endif %}
 from .config import Settings
 from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .gevent_websocket import ACCEPT_WEBSOCKET, WebSocket, text_frame
 from .guard import Authenticate, HandshakeGuard
-from .health import health
 from .limits import ConnectionLimit
-{%- if cookiecutter.broker == "redis" %}
-from .redis_gevent import RedisBroker
-{%- endif %}
-from .rooms import Hub
-from .wiring import Services, add_routes
+from .routes import Echo, Health, Index, Rooms, Services, add_routes
 
 
 class GuardMiddleware:
@@ -44,23 +33,7 @@ class GuardMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if ACCEPT_WEBSOCKET in req.env:
-            reason = self.guard.refusal(req)
-            if reason is not None:
-                raise falcon.HTTPForbidden(description=reason)
-
-
-class App(falcon.App[falcon.Request, falcon.Response]):
-    """``falcon.App`` that owns the broker: started with the app, stopped by the
-    worker (``gunicorn_worker.py``) once its connections have ended."""
-
-    def __init__(self, broker: Broker, middleware: list[GuardMiddleware]) -> None:
-        super().__init__(middleware=middleware)
-        self.broker = broker
-        broker.start()
-
-    def stop(self) -> None:
-        """Let the broker carry out what it was given (departures, say), then stop it."""
-        self.broker.stop()
+            self.guard.check(req)
 
 
 def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | None:
@@ -79,33 +52,19 @@ def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | Non
     return None
 
 
-class IndexResource:
-    """The browser client page."""
-
+class IndexResource(Index):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = falcon.MEDIA_HTML
-        resp.data = pages.INDEX_HTML
+        self.respond(resp)
 
 
-class HealthResource:
-    """Readiness probe (see ``health.py``)."""
-
-    def __init__(self, hub: Hub, broker: Broker) -> None:
-        self.hub = hub
-        self.broker = broker
-
+class HealthResource(Health):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media, resp.status = health(self.hub, self.broker)
+        self.respond(resp)
 
 
-class EchoResource:
-    """Send every message back unchanged: text as text, binary as binary."""
-
-    def __init__(self, connections: ConnectionLimit) -> None:
-        self.connections = connections
-
+class EchoResource(Echo):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = accept(req, self.connections)
+        ws = accept(req, self.services.connections)
         if ws is None:
             return
         try:
@@ -116,7 +75,7 @@ class EchoResource:
         except WebSocketError:
             pass  # the peer vanished while its echo was on the way
         finally:
-            self.connections.release()
+            self.services.connections.release()
 
 
 class GeventOutbox(BoundedOutbox):
@@ -140,9 +99,8 @@ class GeventOutbox(BoundedOutbox):
         idle = self.sending and self.sender is None and not self.frames
         if idle and self.ws.send_nowait(text_frame(frame)):
             return True
-        if len(self.frames) >= self.size:
+        if not self.queue(frame):
             return False
-        self.frames.append(frame)
         if self.sending and self.sender is None:
             self.sender = gevent.spawn(self._send_queued)
         return True
@@ -172,26 +130,18 @@ class ConnectionEnded(BaseException):
     way swallows it."""
 
 
-class RoomsResource:
-    """``/ws``: the rooms protocol (``protocol.py``, ``connection.py``), one hub per process."""
-
-    def __init__(self, services: Services, broker: Broker) -> None:
-        self.hub = services.hub
-        self.broker = broker
-        self.connections = services.connections
-        self.outbox_size = services.settings.outbox_size
-
+class RoomsResource(Rooms):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = accept(req, self.connections)
+        ws = accept(req, self.services.connections)
         if ws is None:
             return
         try:
-            self._serve(ws, GeventOutbox(self.outbox_size, ws))
+            self._serve(ws, GeventOutbox(self.services.settings.outbox_size, ws))
         finally:
-            self.connections.release()
+            self.services.connections.release()
 
     def _serve(self, ws: WebSocket, outbox: GeventOutbox) -> None:
-        session = Session(self.hub, self.broker, outbox)
+        session = Session(self.services.hub, self.services.broker, outbox)
         # This greenlet receives (no greenlet of its own for that: each holds a
         # stack). The outbox ending the connection interrupts the receiving, as
         # gevent.Timeout interrupts what it guards.
@@ -204,7 +154,8 @@ class RoomsResource:
         outbox.ended.rawlink(interrupt)
         try:
             with contextlib.suppress(ConnectionEnded):
-                self._receive_frames(ws, session)
+                while (frame := ws.receive()) is not None and session.receive(frame):
+                    gevent.sleep(0)  # the senders' turn
         finally:
             receiving = False
             outbox.ended.unlink(interrupt)
@@ -216,38 +167,26 @@ class RoomsResource:
                     ws.send(outbox.frames.popleft())
             ws.close(outbox.close_code, outbox.close_reason)
 
-    def _receive_frames(self, ws: WebSocket, session: Session) -> None:
-        while (frame := ws.receive()) is not None and session.receive(frame):
-            # Let the senders run between two frames of a burst: without it a
-            # burst larger than an outbox closes readers that keep up.
-            gevent.sleep(0)
+
+class App(falcon.App[falcon.Request, falcon.Response]):
+    """``falcon.App`` with every route; its broker starts with it and stops with
+    :meth:`stop`, which the worker (``gunicorn_worker.py``) calls once its
+    connections have ended."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(middleware=[GuardMiddleware(services.guard)])
+        self.broker = services.broker
+        add_routes(self, services, IndexResource, HealthResource, RoomsResource, EchoResource)
+        self.broker.start()
+
+    def stop(self) -> None:
+        """Let the broker carry out what it was given (departures, say), then stop it."""
+        self.broker.stop()
 
 
 def create_app(settings: Settings | None = None, authenticate: Authenticate | None = None) -> App:
-    """Build the WSGI application with every route, its broker started.
-
-    Args:
-        settings: Defaults to the environment's.
-        authenticate: A check every websocket handshake must pass; defaults to
-            the ``AUTH_TOKEN`` check when that is set.
-    """
-    services = Services.from_settings(settings, authenticate)
-{%- if cookiecutter.broker == "redis" %}
-    broker: Broker = RedisBroker(
-        services.hub, services.settings.redis_url, services.settings.redis_prefix
-    )
-{%- else %}
-    broker: Broker = MemoryBroker(services.hub)
-{%- endif %}
-    app = App(broker, [GuardMiddleware(services.guard)])
-    add_routes(
-        app,
-        index=IndexResource(),
-        health=HealthResource(services.hub, broker),
-        rooms=RoomsResource(services, broker),
-        echo=EchoResource(services.connections),
-    )
-    return app
+    """Build the WSGI application (arguments: :meth:`routes.Services.from_settings`)."""
+    return App(Services.from_settings(settings, authenticate))
 
 
 app = create_app()
