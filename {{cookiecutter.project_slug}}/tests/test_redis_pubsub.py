@@ -9,6 +9,7 @@ process, publish every announcement) and taking the frames back through
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -42,16 +43,14 @@ class Process:
         run(self.hub, effects, self.subscriber.carry_locally)
 
     def through_redis(self, effects: list[Effect]) -> None:
-        """Carry out ``effects`` as a broker does once Redis serves it: what was held first."""
-
-        def remote(effect: Publish | Recount) -> list[Effect]:
-            while (held := self.subscriber.next_held()) is not None:
-                self.publish(held)
-                self.subscriber.sent(held)
-            self.publish(effect)
-            return []
-
-        run(self.hub, effects, remote)
+        """Carry out ``effects`` as both brokers do once Redis serves them
+        (:meth:`Subscriber.steps`), with :meth:`publish` in Redis's place."""
+        steps = self.subscriber.steps(effects)
+        with contextlib.suppress(StopIteration):
+            command = next(steps)
+            while True:
+                self.publish(command)
+                command = steps.send(None)
 
     def subscribe(self) -> None:
         """The listener is subscribed again; its effects run through Redis."""

@@ -7,7 +7,7 @@ environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import falcon
@@ -102,14 +102,27 @@ class BrokerLifespan:
             await stopping
 
 
-async def accept(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> bool:
-    """Accept the handshake; False if the process is at its cap (closed at once: 1013)."""
+@contextlib.asynccontextmanager
+async def accepted(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> AsyncIterator[bool]:
+    """Accept the handshake: True while the connection holds its place under the
+    process's cap, False if it is at its cap (closed at once: 1013)."""
     await ws.accept()
-    if connections.acquire():
-        return True
-    with contextlib.suppress(falcon.WebSocketDisconnected):
-        await ws.close(*AT_CAPACITY)
-    return False
+    if not connections.acquire():
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            await ws.close(*AT_CAPACITY)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        connections.release()
+
+
+class WebSocketOnly:
+    """A websocket route: a plain GET, which asked for no websocket, gets 426."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        raise upgrade_required()
 
 
 class IndexResource(Index):
@@ -122,27 +135,18 @@ class HealthResource(Health):
         self.respond(resp)
 
 
-class EchoResource(Echo):
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        raise upgrade_required()
-
+class EchoResource(WebSocketOnly, Echo):
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        connections = self.services.connections
-        if not await accept(ws, connections):
-            return
-        try:
-            while True:
-                # receive_media() takes either frame type; the raw handlers
-                # installed by App hand back str or bytes as sent.
-                message = await ws.receive_media()
-                if isinstance(message, str):
-                    await ws.send_text(message)
-                elif isinstance(message, bytes):
-                    await ws.send_data(message)
-        except falcon.WebSocketDisconnected:
-            pass
-        finally:
-            connections.release()
+        async with accepted(ws, self.services.connections) as admitted:
+            # receive_media() takes either frame type; the raw handlers
+            # installed by App hand back str or bytes as sent.
+            with contextlib.suppress(falcon.WebSocketDisconnected):
+                while admitted:
+                    message = await ws.receive_media()
+                    if isinstance(message, str):
+                        await ws.send_text(message)
+                    elif isinstance(message, bytes):
+                        await ws.send_data(message)
 
 
 class AsyncioOutbox(BoundedOutbox):
@@ -190,20 +194,14 @@ class AsyncioOutbox(BoundedOutbox):
         self.ended.set_result(None)
 
 
-class RoomsResource(Rooms):
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        raise upgrade_required()
-
+class RoomsResource(WebSocketOnly, Rooms):
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        connections = self.services.connections
-        if not await accept(ws, connections):
-            return
         # Where the server offers it (uvicorn_server.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
-        try:
-            await self._serve(ws, AsyncioOutbox(self.services.settings.outbox_size, send_nowait))
-        finally:
-            connections.release()
+        async with accepted(ws, self.services.connections) as admitted:
+            if admitted:
+                outbox = AsyncioOutbox(self.services.settings.outbox_size, send_nowait)
+                await self._serve(ws, outbox)
 
     async def _serve(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
         session = Session(self.services.hub, self.services.broker, outbox)

@@ -51,12 +51,21 @@ ERROR_CODES = (
 
 @dataclass(frozen=True, slots=True)
 class Join:
+    """A ``join``: the client enters ``room``."""
+
     room: str
 
 
 @dataclass(frozen=True, slots=True)
 class Leave:
+    """A ``leave``: the client leaves ``room``."""
+
     room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A ``ping``: the server answers ``pong``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +74,6 @@ class Say:
 
     room: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    pass
 
 
 ClientMessage = Join | Leave | Say | Ping

@@ -10,37 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from .broker import Remote
-from .redis_pubsub import (
-    DRAIN_TIMEOUT,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_TTL,
-    RECOUNT_SCRIPT,
-    SUBSCRIBE_TIMEOUT,
-    Subscriber,
-    client_options,
-    encode_envelope,
-    recount_arguments,
-)
-from .rooms import Effect, Hub, Publish
-
-log = logging.getLogger(__name__)
+from .redis_pubsub import DRAIN_TIMEOUT, HEARTBEAT_INTERVAL, SUBSCRIBE_TIMEOUT, Subscriber
+from .rooms import Effect, Hub
 
 
 class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub."""
 
+    redis: redis.Redis
+
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
-        super().__init__(hub, url, prefix)
-        self._redis = redis.Redis.from_url(url, **client_options())
-        self._recount_script = self._redis.register_script(RECOUNT_SCRIPT)
         self._jobs: asyncio.Queue[list[Effect]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        super().__init__(hub, url, prefix, redis.Redis)
 
     def submit(self, effects: list[Effect]) -> None:
         if effects:
@@ -58,10 +45,10 @@ class RedisBroker(Subscriber):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
-            async with self._redis.pipeline() as pipe:
+            async with self.redis.pipeline() as pipe:
                 self.queue_deregistration(pipe)
                 await pipe.execute()
-        await self._redis.aclose()
+        await self.redis.aclose()
 
     async def _work(self) -> None:
         while True:
@@ -73,17 +60,13 @@ class RedisBroker(Subscriber):
                     while True:
                         command = steps.send(await self._send(command))
             except Exception:
-                log.exception("effects failed: %r", effects)
+                self.on_effects_failed(effects)
             finally:
                 self._jobs.task_done()
 
     async def _send(self, command: Remote) -> RedisError | None:
         try:
-            if isinstance(command, Publish):
-                await self._redis.publish(self.names.channel, encode_envelope(command))
-            else:
-                keys = [self.names.room(command.room)]
-                await self._recount_script(keys=keys, args=recount_arguments(self.names, command))
+            await self.call(command)
         except RedisError as error:
             return error
         return None
@@ -92,10 +75,10 @@ class RedisBroker(Subscriber):
         failures = 0
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.names.channel)
                     self.check_subscribed(await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
-                    async with self._redis.pipeline() as pipe:
+                    async with self.redis.pipeline() as pipe:
                         self.queue_registration(pipe)
                         await pipe.execute()
                     failures = 0
@@ -116,5 +99,5 @@ class RedisBroker(Subscriber):
     async def _beat(self) -> None:
         while True:
             with contextlib.suppress(RedisError, OSError):
-                await self._redis.set(self.names.heartbeat, 1, ex=HEARTBEAT_TTL)
+                await self.beat()
             await asyncio.sleep(HEARTBEAT_INTERVAL)

@@ -11,7 +11,6 @@ subscription alive across Redis restarts. What the broker does is in
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import gevent
 import gevent.queue
@@ -19,31 +18,19 @@ import redis
 from redis.exceptions import RedisError
 
 from .broker import Remote
-from .redis_pubsub import (
-    DRAIN_TIMEOUT,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_TTL,
-    RECOUNT_SCRIPT,
-    SUBSCRIBE_TIMEOUT,
-    Subscriber,
-    client_options,
-    encode_envelope,
-    recount_arguments,
-)
-from .rooms import Effect, Hub, Publish
-
-log = logging.getLogger(__name__)
+from .redis_pubsub import DRAIN_TIMEOUT, HEARTBEAT_INTERVAL, SUBSCRIBE_TIMEOUT, Subscriber
+from .rooms import Effect, Hub
 
 
 class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub."""
 
+    redis: redis.Redis
+
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
-        super().__init__(hub, url, prefix)
-        self._redis = redis.Redis.from_url(url, **client_options())
-        self._recount_script = self._redis.register_script(RECOUNT_SCRIPT)
         self._jobs: gevent.queue.JoinableQueue[list[Effect]] = gevent.queue.JoinableQueue()
         self._greenlets: list[gevent.Greenlet[[], None]] = []
+        super().__init__(hub, url, prefix, redis.Redis)
 
     def submit(self, effects: list[Effect]) -> None:
         if effects:
@@ -56,10 +43,10 @@ class RedisBroker(Subscriber):
         with contextlib.suppress(gevent.Timeout), gevent.Timeout(DRAIN_TIMEOUT):
             self._jobs.join()
         gevent.killall(self._greenlets)
-        with contextlib.suppress(RedisError, OSError), self._redis.pipeline() as pipe:
+        with contextlib.suppress(RedisError, OSError), self.redis.pipeline() as pipe:
             self.queue_deregistration(pipe)
             pipe.execute()
-        self._redis.close()
+        self.redis.close()
 
     def _work(self) -> None:
         for effects in self._jobs:
@@ -70,17 +57,13 @@ class RedisBroker(Subscriber):
                     while True:
                         command = steps.send(self._send(command))
             except Exception:
-                log.exception("effects failed: %r", effects)
+                self.on_effects_failed(effects)
             finally:
                 self._jobs.task_done()
 
     def _send(self, command: Remote) -> RedisError | None:
         try:
-            if isinstance(command, Publish):
-                self._redis.publish(self.names.channel, encode_envelope(command))
-            else:
-                keys = [self.names.room(command.room)]
-                self._recount_script(keys=keys, args=recount_arguments(self.names, command))
+            self.call(command)
         except RedisError as error:
             return error
         return None
@@ -90,10 +73,10 @@ class RedisBroker(Subscriber):
         while True:
             try:
                 # redis-py's sync client leaves pubsub() unannotated.
-                with self._redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
+                with self.redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
                     pubsub.subscribe(self.names.channel)
                     self.check_subscribed(pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
-                    with self._redis.pipeline() as pipe:
+                    with self.redis.pipeline() as pipe:
                         self.queue_registration(pipe)
                         pipe.execute()
                     failures = 0
@@ -112,5 +95,5 @@ class RedisBroker(Subscriber):
     def _beat(self) -> None:
         while True:
             with contextlib.suppress(RedisError, OSError):
-                self._redis.set(self.names.heartbeat, 1, ex=HEARTBEAT_TTL)
+                self.beat()
             gevent.sleep(HEARTBEAT_INTERVAL)

@@ -164,11 +164,16 @@ class Subscriber:
     or greenlets, and the waiting.
 
     :meth:`steps` carries out effects and yields each command that must go
-    through Redis. Until subscribed, a broker serves this process's members on
-    its own and :meth:`not_ready` says why.
+    through Redis, which :meth:`call` makes. Until subscribed, a broker serves
+    this process's members on its own and :meth:`not_ready` says why.
     """
 
-    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+    def __init__(self, hub: Hub, url: str, prefix: str, client_class: Any = None) -> None:
+        """``client_class``: redis-py's ``Redis``, sync or asyncio (they take the same
+        calls; the asyncio ones return awaitables); None for no client at all."""
+        if client_class is not None:
+            self.redis = client_class.from_url(url, **client_options())
+            self.recount_script = self.redis.register_script(RECOUNT_SCRIPT)
         self.hub = hub
         self.names = Names(prefix)
         self.where = redacted(url)
@@ -206,6 +211,17 @@ class Subscriber:
                 return []  # this process's members get it back through the subscription
             self.on_failed(failure)
         return self.carry_locally(effect)
+
+    def call(self, command: Remote) -> Any:
+        """Send ``command`` with :attr:`redis`: the reply, or an awaitable of it under asyncio."""
+        if isinstance(command, Publish):
+            return self.redis.publish(self.names.channel, encode_envelope(command))
+        keys = [self.names.room(command.room)]
+        return self.recount_script(keys=keys, args=recount_arguments(self.names, command))
+
+    def beat(self) -> Any:
+        """Refresh this process's heartbeat key: the reply, or an awaitable of it."""
+        return self.redis.set(self.names.heartbeat, 1, ex=HEARTBEAT_TTL)
 
     def queue_registration(self, pipe: Any) -> None:
         """Queue on ``pipe`` (a redis-py pipeline, sync or asyncio) the commands that
@@ -299,6 +315,10 @@ class Subscriber:
         """A frame from the channel, handed to this process's members."""
         publish = decode_envelope(envelope)
         return self.hub.fan_out(publish.room, publish.frame, publish.skip, publish.only)
+
+    def on_effects_failed(self, effects: list[Effect]) -> None:
+        """Carrying out ``effects`` raised: log it with the traceback, and go on."""
+        log.exception("effects failed: %r", effects)
 
     def on_failed(self, error: Exception) -> None:
         log.warning("Redis failed (%s): serving this process's members only", error)

@@ -10,6 +10,7 @@ serves no websocket at all.
 """
 
 import contextlib
+from collections.abc import Iterator
 
 import falcon
 import gevent
@@ -36,8 +37,10 @@ class GuardMiddleware:
             self.guard.check(req)
 
 
-def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | None:
-    """Accept the handshake; None if the process is at its cap (the socket is closed: 1013).
+@contextlib.contextmanager
+def accepted(req: falcon.Request, connections: ConnectionLimit) -> Iterator[WebSocket | None]:
+    """Accept the handshake: the websocket, holding its place under the process's
+    cap while in use; None if it is at its cap (the socket is closed: 1013).
 
     Raises:
         falcon.HTTPError: 426 for a plain GET, which asked for no websocket.
@@ -46,10 +49,14 @@ def accept(req: falcon.Request, connections: ConnectionLimit) -> WebSocket | Non
     if accept_websocket is None:
         raise upgrade_required()
     ws: WebSocket = accept_websocket()
-    if connections.acquire():
-        return ws
-    ws.close(*AT_CAPACITY)
-    return None
+    if not connections.acquire():
+        ws.close(*AT_CAPACITY)
+        yield None
+        return
+    try:
+        yield ws
+    finally:
+        connections.release()
 
 
 class IndexResource(Index):
@@ -64,18 +71,12 @@ class HealthResource(Health):
 
 class EchoResource(Echo):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = accept(req, self.services.connections)
-        if ws is None:
-            return
-        try:
+        # WebSocketError: the peer vanished while its echo was on the way.
+        with accepted(req, self.services.connections) as ws, contextlib.suppress(WebSocketError):
             # receive() gives str for text, bytes for binary, None once the peer
             # is gone; the worker ignores this responder's status and body.
-            while (message := ws.receive()) is not None:
+            while ws is not None and (message := ws.receive()) is not None:
                 ws.send(message, binary=not isinstance(message, str))
-        except WebSocketError:
-            pass  # the peer vanished while its echo was on the way
-        finally:
-            self.services.connections.release()
 
 
 class GeventOutbox(BoundedOutbox):
@@ -132,13 +133,9 @@ class ConnectionEnded(BaseException):
 
 class RoomsResource(Rooms):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ws = accept(req, self.services.connections)
-        if ws is None:
-            return
-        try:
-            self._serve(ws, GeventOutbox(self.services.settings.outbox_size, ws))
-        finally:
-            self.services.connections.release()
+        with accepted(req, self.services.connections) as ws:
+            if ws is not None:
+                self._serve(ws, GeventOutbox(self.services.settings.outbox_size, ws))
 
     def _serve(self, ws: WebSocket, outbox: GeventOutbox) -> None:
         session = Session(self.services.hub, self.services.broker, outbox)
