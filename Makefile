@@ -7,7 +7,7 @@ DEMO_DIR ?= build/demo
 ANSWERS ?=
 JOBS ?= auto
 BENCH_VENV ?= .venv-bench
-# Options of bench/harness.py and bench/run.py, e.g. BENCH_ARGS=--tiny (a smoke run).
+# Options of bench/harness.py and the projects' bench.run, e.g. BENCH_ARGS=--tiny (a smoke run).
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help

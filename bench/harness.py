@@ -2,15 +2,15 @@
 
 It renders each server variant (default answers, memory broker) into ``--build-dir``, installs
 each with its own ``make install``, and runs the rendered project's own benchmark
-(``bench/run.py``, the same workloads and picows load client as the project's ``make bench``,
+(``python -m bench.run``, the same workloads and picows load client as the project's ``make bench``,
 no compression anywhere) on all servers in one run: the two variants, each one worker, and the
-peers, each one process: the raw ``websockets`` reference (the project's ``bench/reference.py``),
+peers, each one process: the raw ``websockets`` reference (the project's ``bench.reference``),
 Starlette on uvicorn, aiohttp, node ``ws`` (when ``node`` and ``npm`` are installed) and a picows
 server, the ceiling of Python (``bench/peers/``). With ``redis-server`` installed, it then runs
-each ``broker=redis`` variant's ``bench/redis_pubsub.py`` (two processes through Redis). It
+each ``broker=redis`` variant's ``bench.redis_pubsub`` (two processes through Redis). It
 writes ``benchmarks.md``, ``benchmarks.png`` and ``benchmarks.json`` into ``--out``.
 
-Arguments it does not know go to ``bench/run.py`` (``--tiny``, ``--seconds 5``, ...).
+Arguments it does not know go to ``bench.run`` (``--tiny``, ``--seconds 5``, ...).
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ def node_versions(installed: Path) -> dict[str, str]:
 def server_specs(
     projects: Sequence[render.Project], node: dict[str, object] | None
 ) -> list[dict[str, object]]:
-    """The servers of the run, as ``bench/run.py --servers`` reads them."""
-    bench = projects[0].path / "bench"
-    sys.path.insert(0, str(bench))
-    from servers import PROJECT_ENV  # the rendered project's own benchmark settings
+    """The servers of the run, as ``bench.run --servers`` reads them."""
+    project_dir = projects[0].path
+    sys.path.insert(0, str(project_dir))
+    from bench.servers import PROJECT_ENV  # the rendered project's own benchmark settings
 
     env = {**PROJECT_ENV, "HOST": "127.0.0.1", "PORT": "{port}", "WORKERS": "1"}
     commands = {
@@ -93,7 +93,8 @@ def server_specs(
     specs += [
         {
             "label": "raw websockets",
-            "command": [*peer, str(bench / "reference.py"), "--port", "{port}"],
+            "command": [*peer, "-m", "bench.reference", "--port", "{port}"],
+            "cwd": str(project_dir),
             "reference": True,
         },
         {
@@ -155,7 +156,7 @@ def redis_sections(options: argparse.Namespace, cookiecutter: str) -> list[str]:
     for server in SERVERS:
         project = render.render(cookiecutter, options.build_dir, server, "redis")
         arguments = TINY_REDIS if options.tiny else []
-        code, output = tee([project.python, "bench/redis_pubsub.py", *arguments], project.path)
+        code, output = tee([project.python, "-m", "bench.redis_pubsub", *arguments], project.path)
         if code != 0:
             raise SystemExit(f"bench: the Redis benchmark of {server} failed ({code})")
         # One level down: the page's own heading says which variant this is.
@@ -187,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs_path.write_text(json.dumps(server_specs(projects, node), indent=1))
     command = [
         sys.executable,
-        "bench/run.py",
+        "-m",
+        "bench.run",
         "--servers",
         str(specs_path),
         "--json",

@@ -36,7 +36,13 @@ REDIS_FILES = (
     "tests/support/redis_server.py",
     "tests/test_redis_pubsub.py",
     "tests/test_scale_out.py",
+    "bench/redis_measure.py",
+    "bench/redis_messages.py",
     "bench/redis_pubsub.py",
+    "bench/redis_receiver.py",
+    "bench/redis_reference.py",
+    "bench/redis_report.py",
+    "bench/redis_senders.py",
 )
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 GITHUB_FILES = (".github",)

@@ -200,7 +200,13 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
         "tests/support/redis_server.py",
         "tests/test_redis_pubsub.py",
         "tests/test_scale_out.py",
+        "bench/redis_measure.py",
+        "bench/redis_messages.py",
         "bench/redis_pubsub.py",
+        "bench/redis_receiver.py",
+        "bench/redis_reference.py",
+        "bench/redis_report.py",
+        "bench/redis_senders.py",
         "src/chat/config.py",
     }
 
@@ -217,7 +223,13 @@ def test_prune_wsgi_redis(tmp_path: Path) -> None:
         "tests/support/redis_server.py",
         "tests/test_redis_pubsub.py",
         "tests/test_scale_out.py",
+        "bench/redis_measure.py",
+        "bench/redis_messages.py",
         "bench/redis_pubsub.py",
+        "bench/redis_receiver.py",
+        "bench/redis_reference.py",
+        "bench/redis_report.py",
+        "bench/redis_senders.py",
         "src/chat/config.py",
     }
 
@@ -268,6 +280,16 @@ def test_every_pruned_path_exists_in_the_template() -> None:
     every = {*post_gen.ASGI_FILES, *post_gen.WSGI_FILES, *post_gen.REDIS_FILES}
     for relative in every | {*post_gen.DOCKER_FILES, *post_gen.GITHUB_FILES}:
         assert (template / relative.format(package="{{cookiecutter.package_name}}")).exists()
+
+
+def test_every_redis_file_of_the_template_is_pruned_from_memory_projects() -> None:
+    template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+    named = {
+        str(path.relative_to(template)).replace("{{cookiecutter.package_name}}", "{package}")
+        for path in template.rglob("*redis*")
+        if path.is_file()
+    }
+    assert named <= set(post_gen.REDIS_FILES)
 
 
 def test_prune_fails_loudly_on_a_missing_file(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from tests.support.live_server import PROJECT_DIR
+
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 30.0
 

@@ -18,8 +18,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from common import CONNECT_TIMEOUT, BenchError, at_most, now_us, run_on_uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from bench.common import CONNECT_TIMEOUT, BenchError, at_most, now_us, run_on_uvloop
 
 CONNECTS_AT_ONCE = 50  # handshakes in flight per process
 MESSAGE_PREFIX = b'{"type":"message"'

@@ -3,7 +3,7 @@
 ``/ws/echo`` sends every frame back; ``/ws`` keeps one set of members per room and broadcasts
 each ``message`` to it, encoded once. It answers what the benchmark clients send (``join`` with
 ``joined``, ``ping`` with ``pong``) and nothing else; run it as
-``python bench/reference.py --port PORT``.
+``python -m bench.reference --port PORT`` from the project root.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import json
 import time
 from typing import Any
 
-from common import HOST, run_on_uvloop
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+
+from bench.common import HOST, run_on_uvloop
 
 
 def encode(event: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 Run it from the project root with the project's virtualenv (``make bench``)::
 
-    .venv/bin/python bench/run.py [--workloads echo,fanout,idle] [--tiny] [--json out.json]
+    .venv/bin/python -m bench.run [--workloads echo,fanout,idle] [--tiny] [--json out.json]
 
 It starts this project's server (as ``make run`` does, one worker) and the reference server
 (``bench/reference.py``: the raw ``websockets`` library, one process) on free ports of
@@ -43,8 +43,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import workloads
-from common import (
+from bench import workloads
+from bench.common import (
     BenchError,
     at_most,
     log_findings,
@@ -53,9 +53,9 @@ from common import (
     project_metadata,
     run_bench,
 )
-from servers import RunningServer, default_specs, load_specs, running
-from table import load_table, table
-from workloads import ClientPool, EchoSample, Result
+from bench.servers import RunningServer, default_specs, load_specs, running
+from bench.table import load_table, table
+from bench.workloads import ClientPool, EchoSample, Result
 
 WORKLOADS = ("echo", "fanout", "idle")
 TINY = {

@@ -2,7 +2,7 @@
 
 A server is described by a :class:`ServerSpec`: a command (``{port}`` stands for a free port
 of 127.0.0.1), the directory to run it in and extra environment. It is ready once a websocket
-handshake on ``/ws/echo`` succeeds.
+handshake on ``/ws/echo`` succeeds (and, for a spec with ``health``, once ``/health`` answers 200).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import HOST, PROJECT_DIR, BenchError, connect_options, read_log
 from websockets.asyncio.client import connect
+
+from bench.common import HOST, BenchError, connect_options, read_log
+from tests.support.live_server import PROJECT_DIR, SERVER_COMMAND, free_port, get
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -40,6 +41,7 @@ class ServerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     reference: bool = False  # the one every ratio is to
     ceiling: bool = False  # a bound to read the others against, not a peer: not calibrated
+    health: bool = False  # also wait for /health: the project's readiness (its broker connected)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ServerSpec:
@@ -59,22 +61,23 @@ def load_specs(path: Path) -> list[ServerSpec]:
     return [ServerSpec.from_json(item) for item in json.loads(path.read_text())]
 
 
-def default_specs() -> list[ServerSpec]:
-    """This project's server (as ``make run`` starts it) and the raw ``websockets`` reference."""
-    sys.path.insert(0, str(PROJECT_DIR))
-    from tests.support import live_server
+def project_spec(
+    label: str = "project", env: Mapping[str, str] | None = None, health: bool = False
+) -> ServerSpec:
+    """This project's server as ``make run`` starts it, with :data:`PROJECT_ENV` and ``env``."""
+    env = {**PROJECT_ENV, "HOST": HOST, "PORT": "{port}", **(env or {})}
+    return ServerSpec(label, SERVER_COMMAND, str(PROJECT_DIR), env, health=health)
 
-    project = ServerSpec(
-        "project",
-        live_server.SERVER_COMMAND,
-        str(PROJECT_DIR),
-        {**PROJECT_ENV, "HOST": HOST, "PORT": "{port}"},
-    )
-    reference_script = str(Path(__file__).resolve().parent / "reference.py")
+
+def default_specs() -> list[ServerSpec]:
+    """This project's server and the raw ``websockets`` reference (``bench/reference.py``)."""
     reference = ServerSpec(
-        "raw websockets", [sys.executable, reference_script, "--port", "{port}"], reference=True
+        "raw websockets",
+        [sys.executable, "-m", "bench.reference", "--port", "{port}"],
+        str(PROJECT_DIR),
+        reference=True,
     )
-    return [project, reference]
+    return [project_spec(), reference]
 
 
 @dataclass
@@ -103,14 +106,12 @@ class RunningServer:
 
     def cpu_seconds(self) -> float:
         """CPU time the server and every process under it have used so far."""
-        return sum(_cpu_seconds(pid) for pid in process_tree(self.process.pid))
+        return tree_cpu_seconds(self.process.pid)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time ``root`` and every process under it have used so far."""
+    return sum(_cpu_seconds(pid) for pid in process_tree(root))
 
 
 def process_tree(root: int) -> list[int]:
@@ -180,14 +181,23 @@ async def wait_until_ready(server: RunningServer) -> None:
             raise BenchError(f"{server.label} exited with {code}:\n{server.log()}")
         try:
             async with connect(f"{server.ws_url}/ws/echo", **connect_options(deflate=False)):
-                return
-        except Exception as error:  # refused, reset, timed out: not ready yet
+                pass
+            if server.spec.health:
+                await asyncio.to_thread(require_health, server)
+            return
+        except Exception as error:  # refused, reset, timed out, /health not 200: not ready yet
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"{server.label} was not ready within {START_TIMEOUT:g} s ({error}):\n"
                     f"{server.log()}"
                 ) from None
         await asyncio.sleep(0.1)
+
+
+def require_health(server: RunningServer) -> None:
+    status = get(f"http://{HOST}:{server.port}/health", timeout=1)[0]
+    if status != 200:
+        raise BenchError(f"/health answered {status}")
 
 
 def stop(server: RunningServer) -> None:

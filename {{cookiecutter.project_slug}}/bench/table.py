@@ -1,12 +1,18 @@
-"""The benchmark's markdown table: absolute figures, each with its ratio to the reference."""
+"""The benchmarks' markdown tables: absolute figures, each with its ratio to the reference."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from workloads import Result
+from bench.workloads import Result
 
 Figure = Callable[[Result], float | None]
+
+
+def markdown(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "---:") -> str:
+    """A markdown table: the first column left-aligned, the others as ``align`` says."""
+    lines = [header, ["---", *[align] * (len(header) - 1)], *rows]
+    return "\n".join("| " + " | ".join(row) + " |" for row in lines)
 
 
 def columns(results: Sequence[Result]) -> list[tuple[str, Figure, str]]:
@@ -44,32 +50,30 @@ def table(results: Sequence[Result]) -> str:
     reference = next((result for result in results if result.reference), None)
     chosen = columns(results)
     header = ["server", *(heading for heading, _, _ in chosen)]
-    rows = [header, ["---"] + ["---:"] * len(chosen)]
+    rows = []
     for result in results:
         cells = [
             cell(figure(result), figure(reference) if reference else None, spec)
             for _, figure, spec in chosen
         ]
         rows.append([result.label, *cells])
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    return markdown(header, rows)
 
 
 def load_table(results: Sequence[Result]) -> str:
     """Who was busy: the server's and the load clients' share of a CPU during the workloads."""
-    rows = [
-        [
-            "server",
-            "echo: server CPU",
-            "echo: CPU per load client",
-            "echo: client CPU/round trip (µs)",
-            "fan-out: client CPU/round",
-        ],
-        ["---", "---:", "---:", "---:", "---:"],
+    header = [
+        "server",
+        "echo: server CPU",
+        "echo: CPU per load client",
+        "echo: client CPU/round trip (µs)",
+        "fan-out: client CPU/round",
     ]
+    rows = []
     for result in results:
         shares = [result.echo_server_cpu, result.echo_client_cpu]
         per_trip = "-" if result.echo_client_us is None else f"{result.echo_client_us:.1f}"
         fanout = "-" if result.fanout_client_cpu is None else f"{result.fanout_client_cpu:.0%}"
         cells = ["-" if s is None else f"{s:.0%}" for s in shares]
         rows.append([result.label, *cells, per_trip, fanout])
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    return markdown(header, rows)

@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from common import BenchError, at_most, connect_options, percentile
-from loadclient import stamp
-from servers import RunningServer
 from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import BenchError, at_most, connect_options, percentile
+from bench.loadclient import stamp
+from bench.servers import RunningServer
+from tests.support.live_server import PROJECT_DIR
 
 ROOM = "bench"
 # A load client answers within the time its command is given plus this (its own setup
@@ -65,7 +66,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 class ClientPool:
-    """Load-client processes (``loadclient.py``), each answering one command at a time."""
+    """Load-client processes (``bench/loadclient.py``), each answering one command at a time."""
 
     def __init__(self, processes: int) -> None:
         self.size = processes
@@ -73,12 +74,13 @@ class ClientPool:
         self.broken = False  # a command failed: answers may no longer match questions
 
     async def __aenter__(self) -> ClientPool:
-        script = str(Path(__file__).resolve().parent / "loadclient.py")
         for _ in range(self.size):
             self.processes.append(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
-                    script,
+                    "-m",
+                    "bench.loadclient",
+                    cwd=PROJECT_DIR,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     limit=2**28,  # an answer holds every latency it measured
