@@ -20,6 +20,7 @@ ASGI_FILES = (
     "src/{package}/__main__.py",
     "src/{package}/redis_asyncio.py",
     "src/{package}/uvicorn_server.py",
+    "src/{package}/uvicorn_websocket.py",
 )
 WSGI_FILES = (
     "src/{package}/gevent_websocket.py",

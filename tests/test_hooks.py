@@ -175,6 +175,7 @@ def test_prune_asgi_memory(tmp_path: Path) -> None:
         "src/chat/asgi.py",
         "src/chat/__main__.py",
         "src/chat/uvicorn_server.py",
+        "src/chat/uvicorn_websocket.py",
         "src/chat/config.py",
     }
 
@@ -195,6 +196,7 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
         "src/chat/asgi.py",
         "src/chat/__main__.py",
         "src/chat/uvicorn_server.py",
+        "src/chat/uvicorn_websocket.py",
         "src/chat/redis_asyncio.py",
         "src/chat/redis_pubsub.py",
         "tests/support/redis_server.py",

@@ -21,7 +21,7 @@ from .errors import upgrade_required
 from .guard import Authenticate, HandshakeGuard
 from .limits import ConnectionLimit
 from .routes import Echo, Health, Index, Rooms, Services, add_routes
-from .uvicorn_server import SEND_NOWAIT
+from .uvicorn_websocket import SEND_NOWAIT
 
 
 class RawText(TextBaseHandlerWS):
@@ -196,7 +196,7 @@ class AsyncioOutbox(BoundedOutbox):
 
 class RoomsResource(WebSocketOnly, Rooms):
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        # Where the server offers it (uvicorn_server.py does): a send that needs no task.
+        # Where the server offers it (uvicorn_websocket.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
         async with accepted(ws, self.services.connections) as admitted:
             if admitted:
