@@ -94,3 +94,13 @@ def test_connection_limit_counts_up_to_its_maximum() -> None:
     limit.release()
     assert limit.acquire()
     assert limit.count == 2
+
+
+def test_a_held_place_is_released_after_and_none_is_held_at_the_cap() -> None:
+    limit = ConnectionLimit(1)
+    with limit.held() as first:
+        assert first
+        with limit.held() as second:
+            assert not second
+        assert limit.count == 1
+    assert limit.count == 0

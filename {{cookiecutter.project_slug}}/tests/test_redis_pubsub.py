@@ -13,7 +13,7 @@ import contextlib
 import json
 from typing import Any
 
-from {{ cookiecutter.package_name }}.broker import run
+from {{ cookiecutter.package_name }}.broker import drive
 from {{ cookiecutter.package_name }}.redis_pubsub import HELD_PRESENCES, Subscriber, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Publish, Recount
 from tests.test_rooms import RecordingOutbox
@@ -40,7 +40,7 @@ class Process:
 
     def alone(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as a broker does while Redis cannot serve it."""
-        run(self.hub, effects, self.subscriber.carry_locally)
+        drive(self.hub, effects, self.subscriber.carry_locally)
 
     def through_redis(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as both brokers do once Redis serves them

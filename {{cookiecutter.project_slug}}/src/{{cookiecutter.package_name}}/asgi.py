@@ -18,9 +18,9 @@ from .broker import Broker
 from .config import Settings
 from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
-from .guard import Authenticate, HandshakeGuard
+from .guard import Authenticate
 from .limits import ConnectionLimit
-from .routes import Echo, Health, Index, Rooms, Services, add_routes
+from .routes import Echo, Health, Index, Part, Rooms, Services, add_routes
 from .uvicorn_websocket import SEND_NOWAIT
 
 
@@ -77,14 +77,11 @@ class SupportedHTTPVersions:
         await self.app(scope, receive, send)
 
 
-class GuardMiddleware:
+class GuardMiddleware(Part):
     """Refuses a websocket handshake with 403, before it is accepted, if the guard says so."""
 
-    def __init__(self, guard: HandshakeGuard) -> None:
-        self.guard = guard
-
     async def process_request_ws(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        self.guard.check(req)
+        self.services.guard.check(req)
 
 
 class BrokerLifespan:
@@ -107,15 +104,11 @@ async def accepted(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> A
     """Accept the handshake: True while the connection holds its place under the
     process's cap, False if it is at its cap (closed at once: 1013)."""
     await ws.accept()
-    if not connections.acquire():
-        with contextlib.suppress(falcon.WebSocketDisconnected):
-            await ws.close(*AT_CAPACITY)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        connections.release()
+    with connections.held() as admitted:
+        if not admitted:
+            with contextlib.suppress(falcon.WebSocketDisconnected):
+                await ws.close(*AT_CAPACITY)
+        yield admitted
 
 
 class WebSocketOnly:
@@ -243,7 +236,7 @@ class App(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
     """``falcon.asgi.App`` with every route; its broker runs with the ASGI lifespan."""
 
     def __init__(self, services: Services) -> None:
-        guard, lifespan = GuardMiddleware(services.guard), BrokerLifespan(services.broker)
+        guard, lifespan = GuardMiddleware(services), BrokerLifespan(services.broker)
         super().__init__(middleware=(guard, lifespan))
         # Falcon 4 has no public "receive whatever frame comes next" call; raw
         # media handlers turn receive_media() into exactly that.

@@ -61,7 +61,7 @@ def carry_out(hub: Hub, effects: list[Effect]) -> Generator[Remote, list[Effect]
             pending.extend((yield effect))
 
 
-def run(hub: Hub, effects: list[Effect], remote: Callable[[Remote], list[Effect]]) -> None:
+def drive(hub: Hub, effects: list[Effect], remote: Callable[[Remote], list[Effect]]) -> None:
     """Drive :func:`carry_out` to the end, with ``remote`` carrying out each publish or recount."""
     steps = carry_out(hub, effects)
     with contextlib.suppress(StopIteration):
@@ -87,7 +87,7 @@ class MemoryBroker:
         self.hub = hub
 
     def submit(self, effects: list[Effect]) -> None:
-        run(self.hub, effects, lambda effect: locally(self.hub, effect))
+        drive(self.hub, effects, lambda effect: locally(self.hub, effect))
 
     def not_ready(self) -> str | None:
         return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 
 
 class Verdict(enum.Enum):
@@ -70,3 +72,15 @@ class ConnectionLimit:
     def release(self) -> None:
         """Count one connection fewer."""
         self.count -= 1
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[bool]:
+        """True while one more connection is counted (it is released after), False
+        if the cap is reached."""
+        if not self.acquire():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.release()

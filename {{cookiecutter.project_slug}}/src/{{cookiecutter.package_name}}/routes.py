@@ -62,14 +62,14 @@ class Services:
         )
 
 
-class Resource:
-    """A resource of this app, made with the app's :class:`Services`."""
+class Part:
+    """A resource or middleware of this app, made with the app's :class:`Services`."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
 
 
-class Index(Resource):
+class Index(Part):
     """``/``: the browser client page (see ``pages.py``)."""
 
     def respond(self, resp: falcon.Response) -> None:
@@ -77,7 +77,7 @@ class Index(Resource):
         resp.data = pages.INDEX_HTML
 
 
-class Health(Resource):
+class Health(Part):
     """``/health``: readiness probe, 200 while the server can serve, 503 with a reason when not."""
 
     def respond(self, resp: falcon.Response) -> None:
@@ -91,11 +91,11 @@ class Health(Resource):
         resp.media = document
 
 
-class Echo(Resource):
+class Echo(Part):
     """``/ws/echo``: every message back unchanged, text as text, binary as binary."""
 
 
-class Rooms(Resource):
+class Rooms(Part):
     """``/ws``: the rooms protocol (``protocol.py``), one hub per process; each
     connection goes through the steps of ``connection.py``."""
 

@@ -21,20 +21,17 @@ from .config import Settings
 from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .gevent_websocket import ACCEPT_WEBSOCKET, WebSocket, text_frame
-from .guard import Authenticate, HandshakeGuard
+from .guard import Authenticate
 from .limits import ConnectionLimit
-from .routes import Echo, Health, Index, Rooms, Services, add_routes
+from .routes import Echo, Health, Index, Part, Rooms, Services, add_routes
 
 
-class GuardMiddleware:
+class GuardMiddleware(Part):
     """Refuses a websocket handshake with 403, before the 101, if the guard says so."""
-
-    def __init__(self, guard: HandshakeGuard) -> None:
-        self.guard = guard
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if ACCEPT_WEBSOCKET in req.env:
-            self.guard.check(req)
+            self.services.guard.check(req)
 
 
 @contextlib.contextmanager
@@ -49,14 +46,10 @@ def accepted(req: falcon.Request, connections: ConnectionLimit) -> Iterator[WebS
     if accept_websocket is None:
         raise upgrade_required()
     ws: WebSocket = accept_websocket()
-    if not connections.acquire():
-        ws.close(*AT_CAPACITY)
-        yield None
-        return
-    try:
-        yield ws
-    finally:
-        connections.release()
+    with connections.held() as admitted:
+        if not admitted:
+            ws.close(*AT_CAPACITY)
+        yield ws if admitted else None
 
 
 class IndexResource(Index):
@@ -171,7 +164,7 @@ class App(falcon.App[falcon.Request, falcon.Response]):
     connections have ended."""
 
     def __init__(self, services: Services) -> None:
-        super().__init__(middleware=[GuardMiddleware(services.guard)])
+        super().__init__(middleware=[GuardMiddleware(services)])
         self.broker = services.broker
         add_routes(self, services, IndexResource, HealthResource, RoomsResource, EchoResource)
         self.broker.start()
