@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,37 @@ def test_text_files_are_tidy(rendered: Any, answers: dict[str, str]) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+MAX_MODULE_LINES = 400
+"""No module of the generated src/, tests/ or bench/ is longer: each holds one job."""
+MAX_SHARED_ADAPTER_LINES = 40
+"""The two adapters keep what differs between their stacks; what they share is in the core."""
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_no_module_is_too_long(rendered: Any, answers: dict[str, str]) -> None:
+    project = rendered(answers)
+    too_long = [
+        f"{path.relative_to(project)}: {lines} lines"
+        for path in project_files(project)
+        if path.suffix == ".py"
+        and path.relative_to(project).parts[0] in ("src", "tests", "bench")
+        and (lines := len(read(path).splitlines())) > MAX_MODULE_LINES
+    ]
+    assert too_long == []
+
+
+def test_the_adapters_share_few_lines() -> None:
+    """Counted as the identical lines (stripped, blank ones left out) that both
+    adapter modules hold, each as often as the file that holds it fewer times."""
+    package = TEMPLATE_DIR / "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}"
+    asgi, wsgi = (
+        Counter(line.strip() for line in read(package / name).splitlines() if line.strip())
+        for name in ("asgi.py", "wsgi.py")
+    )
+    shared = asgi & wsgi
+    assert sum(shared.values()) < MAX_SHARED_ADAPTER_LINES, sorted(shared)
 
 
 def is_tidy(text: str) -> bool:
