@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Mapping
 
 import pytest
 
-from tests.support.live_server import Server, start_server, stop_server
+from tests.support.live_server import Server, ServerWith, start_server, stop_server
 {%- if cookiecutter.broker == "redis" %}
 from tests.support.redis_server import RedisServer
 {%- endif %}
@@ -42,3 +43,22 @@ def server(
         yield running
     finally:
         stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def server_with(
+    tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]
+) -> Iterator[ServerWith]:
+    """Starts servers with settings of a test module's own, all stopped after the module.
+
+    One worker each: limits are per process, and every request meets the same one.
+    """
+    with contextlib.ExitStack() as started:
+
+        def start(settings: Mapping[str, str]) -> Server:
+            env = {**server_env, "WORKERS": "1", **settings}
+            server = start_server(tmp_path_factory.mktemp("server"), env)
+            started.callback(stop_server, server)
+            return server
+
+        yield start

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -95,6 +95,10 @@ def wait_until_started(server: Server, statuses: Collection[int] = (200,)) -> No
                 return
         time.sleep(0.1)
     raise ServerStartError(f"/health not {statuses} after {STARTUP_TIMEOUT} s:\n{server.log()}")
+
+
+ServerWith = Callable[[Mapping[str, str]], Server]
+"""Starts a server with settings of its own (the ``server_with`` fixture)."""
 
 
 def start_server(
