@@ -40,7 +40,7 @@ class Broker(Protocol):
         ...
 
 
-def carry_out(hub: Hub, effects: list[Effect]) -> Generator[Remote, list[Effect], None]:
+def carry_out(hub: Hub, effects: list[Effect]) -> Generator[Remote, list[Effect]]:
     """Carry out ``effects``, then what they cause, in the order they were made.
 
     Deliveries and closes are carried out here; each publish or recount is

@@ -8,8 +8,8 @@ failed, or the hub or the receiver asked for a close); its departure is
 announced; and a close that was asked for is sent after what was queued before
 it, for :data:`FLUSH_TIMEOUT` at most. The receiver lets the senders run
 between two frames of a burst: without that, a burst larger than an outbox
-would close readers that keep up. The adapters (``asgi.py``, ``wsgi.py``) keep
-only what differs: how they wait, send and run side by side.
+would close readers that keep up. The adapter (``{{ "asgi.py" if cookiecutter.server == "asgi-uvicorn" else "wsgi.py" }}``) keeps only
+what is its stack's own: how it waits, sends and runs side by side.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ class Subscriber:
     def not_ready(self) -> str | None:
         return None if self.subscribed else self.problem
 
-    def steps(self, effects: list[Effect]) -> Generator[Remote, Exception | None, None]:
+    def steps(self, effects: list[Effect]) -> Generator[Remote, Exception | None]:
         """Carry out ``effects`` (:func:`broker.carry_out`), through Redis where it serves.
 
         Yields each publish or recount that must go to Redis; the broker sends

@@ -1,7 +1,7 @@
 """The app's routes and what their resources share, the same under every server.
 
-Each adapter subclasses the resources here with its responders (coroutines
-under ASGI, functions under WSGI) and routes them with :func:`add_routes`.
+The adapter (``{{ "asgi.py" if cookiecutter.server == "asgi-uvicorn" else "wsgi.py" }}``) subclasses the resources here with its responders
+and routes them with :func:`add_routes`.
 """
 
 from __future__ import annotations
