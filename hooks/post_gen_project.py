@@ -31,10 +31,13 @@ WSGI_FILES = (
     "tests/test_gevent_websocket.py",
 )
 REDIS_FILES = (
+    "src/{package}/redis_layout.py",
     "src/{package}/redis_pubsub.py",
     "src/{package}/redis_asyncio.py",
     "src/{package}/redis_gevent.py",
+    "tests/support/redis_cluster.py",
     "tests/support/redis_server.py",
+    "tests/test_redis_cluster.py",
     "tests/test_redis_pubsub.py",
     "tests/test_scale_out.py",
     "bench/redis_measure.py",

@@ -47,6 +47,8 @@ def test_reads_the_environment() -> None:
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL is not a Redis URL"),
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL is not a Redis URL"),
         ({"REDIS_PREFIX": "two words"}, "REDIS_PREFIX must be a non-empty word"),
+        ({"REDIS_PREFIX": "chat{1}"}, "REDIS_PREFIX must be a non-empty word"),
+        ({"REDIS_URL": "cluster://localhost:7000"}, "REDIS_URL is not a Redis URL"),
 {%- else %}
         ({"WORKERS": "2"}, "WORKERS=2: rooms live in this process's memory"),
 {%- endif %}
@@ -82,6 +84,8 @@ def test_redis_settings() -> None:
     assert settings.redis_url == url
     assert (settings.redis_prefix, settings.workers) == ("chat", 3)
     assert Settings.from_env({}).workers == (os.cpu_count() or 1)
+    cluster = "redis+cluster://10.0.0.5:7000"
+    assert Settings.from_env({"REDIS_URL": cluster}).redis_url == cluster
 {%- endif %}
 
 

@@ -1,10 +1,10 @@
-"""What a Redis broker does while Redis cannot serve it, and once it can: no Redis, no I/O.
+"""What a Redis broker does with a batch, while Redis cannot serve it, and once it can: no I/O.
 
 :class:`Process` drives the hub and the broker's bookkeeping as the brokers do:
-:meth:`Process.alone` as while Redis is away, :meth:`Process.through_redis` as
-once it serves again, doing what Redis would (fill in the room's total over every
-process, publish every announcement) and taking the frames back through
-:meth:`Subscriber.on_message`, as from the channel.
+:meth:`Process.alone` as while Redis is away, :meth:`Process.through_redis` as once
+it serves, answering each round trip as Redis would: it fills in the room's total
+over every process, and hands back the frames of the channels this process is
+subscribed to, as its subscriber connections would.
 """
 
 from __future__ import annotations
@@ -13,9 +13,20 @@ import contextlib
 import json
 from typing import Any
 
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from {{ cookiecutter.package_name }}.broker import drive
-from {{ cookiecutter.package_name }}.redis_pubsub import HELD_PRESENCES, Subscriber, encode_envelope
-from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Publish, Recount
+from {{ cookiecutter.package_name }}.redis_layout import SEPARATOR, Names
+from {{ cookiecutter.package_name }}.redis_pubsub import (
+    HELD_PRESENCES,
+    Execute,
+    Io,
+    Subscribe,
+    Subscriber,
+    Unsubscribe,
+)
+from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Recount
 from tests.test_rooms import RecordingOutbox
 
 
@@ -27,6 +38,9 @@ class Process:
         self.others = others
         self.hub = Hub(rate_limit=1_000_000, rate_burst=1_000_000)
         self.subscriber = Subscriber(self.hub, "redis://127.0.0.1:6379/0", "test")
+        self.subscriber.on_frames = self.alone  # type: ignore[method-assign]
+        self.asked: list[Io] = []  # what the batches asked of Redis, in order
+        self.failure: Exception | None = None  # what the next round trip fails with
 
     def connect(self) -> tuple[str, RecordingOutbox]:
         outbox = RecordingOutbox()
@@ -38,32 +52,56 @@ class Process:
     def join(self, connection_id: str, room: str) -> list[Effect]:
         return self.hub.receive(connection_id, json.dumps({"type": "join", "room": room}))
 
+    def say(self, connection_id: str, room: str, text: str) -> list[Effect]:
+        message = {"type": "message", "room": room, "text": text}
+        return self.hub.receive(connection_id, json.dumps(message))
+
     def alone(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as a broker does while Redis cannot serve it."""
         drive(self.hub, effects, self.subscriber.carry_locally)
 
     def through_redis(self, effects: list[Effect]) -> None:
-        """Carry out ``effects`` as both brokers do once Redis serves them
-        (:meth:`Subscriber.steps`), with :meth:`publish` in Redis's place."""
-        steps = self.subscriber.steps(effects)
+        """Carry out ``effects`` as both brokers do (:meth:`Subscriber.work`), with
+        :meth:`redis` in Redis's place."""
+        steps = self.subscriber.work(effects)
         with contextlib.suppress(StopIteration):
-            command = next(steps)
+            io = next(steps)
             while True:
-                self.publish(command)
-                command = steps.send(None)
+                io = steps.send(self.redis(io))
 
     def subscribe(self) -> None:
-        """The listener is subscribed again; its effects run through Redis."""
+        """The subscriber connections are new and subscribed: the broker's effects run
+        through Redis."""
+        self.redis(Subscribe(self.subscriber.wanted_channels()))
         self.through_redis(self.subscriber.on_subscribed())
 
-    def publish(self, effect: Publish | Recount) -> None:
-        if isinstance(effect, Publish):
-            frames = [effect]
-        else:
-            total = effect.local_members + self.others
-            frames = [a.publish(effect.room, total) for a in effect.announcements]
-        for frame in frames:
-            self.alone(self.subscriber.on_message(encode_envelope(frame)))
+    def redis(self, io: Io) -> object:
+        self.asked.append(io)
+        if isinstance(io, Subscribe | Unsubscribe):
+            kind = "ssubscribe" if isinstance(io, Subscribe) else "sunsubscribe"
+            for channel in io.channels:
+                self.subscriber.on_pubsub({"type": kind, "channel": channel, "data": 1})
+            return None
+        if self.failure is not None:
+            return self.failure
+        for command in io.commands:
+            for channel, data in self.frames(command):
+                if channel in self.subscriber.channels:
+                    frame = {"type": "smessage", "channel": channel, "data": data}
+                    self.subscriber.on_pubsub(frame)
+        return [0] * len(io.commands)
+
+    def frames(self, command: tuple[str | int, ...]) -> list[tuple[str, str]]:
+        """What ``command`` publishes, as its Lua script would (``redis_layout.py``)."""
+        if command[0] == "SPUBLISH":
+            return [(str(command[1]), str(command[2]))]
+        channel, members, head = str(command[5]), int(command[7]), str(command[10])
+        total = members + self.others
+        words = [str(word) for word in command[11:]]
+        return [
+            (channel, f"{head}{skip}{SEPARATOR}{only}{SEPARATOR}{frame_head}{total}{frame_tail}")
+            for skip, only, frame_head, frame_tail in zip(*[iter(words)] * 4, strict=True)
+        ]
 
 
 def joined(room: str, members: int) -> dict[str, Any]:
@@ -72,6 +110,82 @@ def joined(room: str, members: int) -> dict[str, Any]:
 
 def presence(room: str, members: int, who: str, event: str) -> dict[str, Any]:
     return {"type": "presence", "room": room, "members": members, "id": who, "event": event}
+
+
+def test_a_first_join_subscribes_before_it_goes_out_and_a_last_leave_lets_go_after() -> None:
+    process = Process()
+    alice, alice_box = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "lobby"))
+    channel = Names("test").channel("lobby")
+    subscribe, execute = process.asked[-2:]
+    assert subscribe == Subscribe((channel,))
+    assert isinstance(execute, Execute)
+    assert execute.commands[0][0] == "EVALSHA"
+    assert alice_box.take() == [joined("lobby", 1)]  # came back through the subscription
+
+    process.through_redis(process.hub.receive(alice, '{"type": "leave", "room": "lobby"}'))
+    assert isinstance(process.asked[-2], Execute)
+    assert process.asked[-1] == Unsubscribe((channel,))
+    assert channel not in process.subscriber.channels
+
+
+def test_a_batch_goes_to_redis_in_one_round_trip_in_its_order() -> None:
+    process = Process()
+    alice, alice_box = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "lobby"))
+    alice_box.take()
+    asked = len(process.asked)
+    effects = [e for n in range(20) for e in process.say(alice, "lobby", str(n))]
+    process.through_redis(effects)
+    assert len(process.asked) == asked + 1  # already subscribed: one Execute, nothing else
+    execute = process.asked[-1]
+    assert isinstance(execute, Execute)
+    assert [command[0] for command in execute.commands] == ["SPUBLISH"] * 20
+    assert [event["text"] for event in alice_box.take()] == [str(n) for n in range(20)]
+
+
+def test_frames_of_a_room_without_members_here_are_not_subscribed_to() -> None:
+    process = Process(others=1)
+    alice, _ = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "here"))
+    assert process.subscriber.channels == {Names("test").channel("here")}
+    received = process.subscriber.frames_received
+    process.redis(Execute((("SPUBLISH", Names("test").channel("elsewhere"), "x"),)))
+    assert process.subscriber.frames_received == received
+
+
+def test_redis_ending_a_subscription_unasked_is_a_lost_connection() -> None:
+    """A cluster moving a room's slot to another node ends the subscription there."""
+    process = Process()
+    alice, _ = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "moved"))
+    channel = Names("test").channel("moved")
+    with pytest.raises(RedisConnectionError):
+        process.subscriber.on_pubsub({"type": "sunsubscribe", "channel": channel, "data": 0})
+
+
+def test_a_failed_round_trip_is_carried_out_here_alone() -> None:
+    process = Process(others=1)
+    alice, alice_box = process.connect()
+    bob, bob_box = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "lobby"))
+    alice_box.take()
+    process.failure = RedisConnectionError("Redis went away")
+    process.through_redis(process.join(bob, "lobby") + process.say(alice, "lobby", "hi"))
+    # bob's join completes with this process's count, and the message reaches both here.
+    assert [(e["type"], e.get("members")) for e in bob_box.take()] == [
+        ("joined", 2),
+        ("message", None),
+    ]
+    assert [(e["type"], e.get("text")) for e in alice_box.take()] == [("message", "hi")]
+    held = process.subscriber.held()
+    assert isinstance(held, Recount)
+    assert [a.skip for a in held.announcements] == [bob, None]  # bob's presence, then the total
 
 
 def test_joins_served_alone_get_a_joined_and_no_presence_with_a_local_count() -> None:
@@ -141,7 +255,7 @@ def test_a_room_left_by_every_member_here_still_gets_its_departures_announced() 
     process.subscribe()
     process.through_redis(process.join(alice, "lobby"))
     process.alone(process.hub.disconnect(alice))
-    held = process.subscriber.next_held()
+    held = process.subscriber.held()
     assert isinstance(held, Recount)
     assert (held.room, held.local_members) == ("lobby", 0)  # this process's share goes
     assert [a.skip for a in held.announcements] == [alice, None]  # the leave, then the total
@@ -158,7 +272,7 @@ def test_held_presences_are_bounded_and_the_count_still_comes_through() -> None:
         process.alone(process.join(member, "busy"))
         process.alone(process.hub.disconnect(member))
 
-    held = process.subscriber.next_held()
+    held = process.subscriber.held()
     assert isinstance(held, Recount)
     assert len(held.announcements) == HELD_PRESENCES + 1  # the newest, and the joined
     process.subscribe()

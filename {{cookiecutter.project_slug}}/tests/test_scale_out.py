@@ -17,7 +17,7 @@ import redis as redis_client
 from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }} import protocol
-from {{ cookiecutter.package_name }}.redis_pubsub import HEARTBEAT_TTL, Names, encode_envelope
+from {{ cookiecutter.package_name }}.redis_layout import HEARTBEAT_TTL, Names, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Publish
 from tests.support.live_server import Server, get, start_server, stop_server, wait_for_health
 from tests.support.redis_server import RedisServer
@@ -118,11 +118,12 @@ def test_a_process_that_stops_takes_itself_out_of_every_count(
         alice.join("exit")
         assert bob.join("exit")["members"] == 2
         assert alice.expect("presence")["event"] == "join"
-        assert len(client.keys(names.heartbeat_prefix + "*")) == 2
+        assert len(client.hgetall(names.members("exit"))) == 2
+        assert client.zcard(names.expiries("exit")) == 2
         stop_server(two)  # SIGTERM: its broker stops once its connections are closed
-        # Its heartbeat and its count are gone at once, not when the heartbeat expires.
-        assert len(client.keys(names.heartbeat_prefix + "*")) == 1
-        assert len(client.hgetall(names.room("exit"))) == 1
+        # Its share is gone at once, not when it expires.
+        assert len(client.hgetall(names.members("exit"))) == 1
+        assert client.zcard(names.expiries("exit")) == 1
         event = alice.expect("presence")
         assert (event["event"], event["id"], event["members"]) == ("leave", bob.id, 1)
     client.close()
@@ -269,10 +270,11 @@ def test_a_burst_from_redis_reaches_a_reader_that_keeps_reading(
         with RoomsClient(server.ws_url) as reader:
             reader.join("burst")
             frames = [protocol.message("burst", "elsewhere", str(n), 0) for n in range(1000)]
+            channel = Names("burst").channel("burst")
             with redis_client.Redis.from_url(redis.url) as publisher:
                 pipe = publisher.pipeline()
                 for frame in frames:
-                    pipe.publish(Names("burst").channel, encode_envelope(Publish("burst", frame)))
+                    pipe.spublish(channel, encode_envelope(Publish("burst", frame)))
                 pipe.execute()
             texts = [reader.expect("message", timeout=10)["text"] for _ in frames]
             assert texts == [str(n) for n in range(1000)]

@@ -30,6 +30,10 @@ class Broker(Protocol):
         """Why the broker cannot serve right now, or None when it can."""
         ...
 
+    def report(self) -> dict[str, object]:
+        """What ``/health`` shows of the broker beyond its readiness (may be empty)."""
+        ...
+
     def start(self) -> None:
         """Start serving; an asyncio broker is started inside the running loop."""
         ...
@@ -91,6 +95,9 @@ class MemoryBroker:
 
     def not_ready(self) -> str | None:
         return None
+
+    def report(self) -> dict[str, object]:
+        return {}
 
     def start(self) -> None:
         pass  # nothing runs in the background

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 ORIGIN_SCHEMES = ("http", "https")
 {%- if cookiecutter.broker == "redis" %}
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 {%- endif %}
 
 
@@ -47,8 +47,10 @@ class Settings:
             (``DRAIN_TIMEOUT``).
 {%- if cookiecutter.broker == "redis" %}
         workers: Server processes (``WORKERS``, default: one per CPU).
-        redis_url: The Redis that carries room frames between processes (``REDIS_URL``).
-        redis_prefix: Prefix of every Redis key and channel this app uses (``REDIS_PREFIX``).
+        redis_url: The Redis that carries room frames between processes (``REDIS_URL``;
+            ``redis+cluster://`` or ``rediss+cluster://`` for a Redis Cluster).
+        redis_prefix: Prefix of every Redis key and channel this app uses (``REDIS_PREFIX``,
+            without braces: they are the rooms' cluster hash tags).
 {%- else %}
         workers: Server processes (``WORKERS``): one, as rooms live in process memory.
 {%- endif %}
@@ -96,11 +98,12 @@ class Settings:
         redis_url = environ.get("REDIS_URL", default.redis_url).strip()
         if urllib.parse.urlsplit(redis_url).scheme not in REDIS_SCHEMES:
             raise ConfigError(
-                "REDIS_URL is not a Redis URL: use redis://host:6379/0, rediss://… or unix://…"
+                "REDIS_URL is not a Redis URL: use redis://host:6379/0, rediss://…, unix://…, "
+                "or redis+cluster://host:7000 for a Redis Cluster"
             )
         redis_prefix = environ.get("REDIS_PREFIX", default.redis_prefix).strip()
-        if not redis_prefix or any(char.isspace() for char in redis_prefix):
-            raise ConfigError("REDIS_PREFIX must be a non-empty word without spaces.")
+        if not redis_prefix or any(char.isspace() or char in "{}" for char in redis_prefix):
+            raise ConfigError("REDIS_PREFIX must be a non-empty word without spaces or braces.")
 {%- else %}
 
         workers = _integer(environ, "WORKERS", cls.workers, 1, 256)

@@ -88,6 +88,8 @@ class Health(Part):
             resp.status = falcon.HTTP_503
         hub = self.services.hub
         document.update(connections=hub.connections, rooms=hub.rooms)
+        if broker := self.services.broker.report():
+            document["broker"] = broker
         resp.media = document
 
 

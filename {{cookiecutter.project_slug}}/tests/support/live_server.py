@@ -16,6 +16,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
+{%- if cookiecutter.broker == "redis" %}
+
+import redis
+
+from {{ cookiecutter.package_name }}.redis_layout import Names, node_url
+{%- endif %}
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 {%- if cookiecutter.server == "asgi-uvicorn" %}
@@ -97,6 +103,23 @@ def wait_until_started(server: Server, statuses: Collection[int] = (200,)) -> No
     raise ServerStartError(f"/health not {statuses} after {STARTUP_TIMEOUT} s:\n{server.log()}")
 
 
+{%- if cookiecutter.broker == "redis" %}
+
+
+def wait_for_every_worker(environ: Mapping[str, str]) -> None:
+    """Wait until every worker process is subscribed to Redis, not only the one that
+    answered ``/health``: each subscribes to a control channel of its own."""
+    workers = int(environ.get("WORKERS") or os.cpu_count() or 1)
+    pattern = Names(environ["REDIS_PREFIX"], "*").control
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with redis.Redis.from_url(node_url(environ["REDIS_URL"])) as client:
+        while len(client.pubsub_channels(pattern)) < workers:
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"not all {workers} workers subscribed to Redis")
+            time.sleep(0.05)
+{%- endif %}
+
+
 ServerWith = Callable[[Mapping[str, str]], Server]
 """Starts a server with settings of its own (the ``server_with`` fixture)."""
 
@@ -135,6 +158,10 @@ def start_server(
     server = Server(process, "127.0.0.1", port, log_path)
     try:
         wait_until_started(server, started)
+{%- if cookiecutter.broker == "redis" %}
+        if 503 not in started:
+            wait_for_every_worker(environ)
+{%- endif %}
     except BaseException:
         stop_server(server)
         raise

@@ -28,11 +28,13 @@ def redis_server_path() -> str:
 
 
 class RedisServer:
-    """One ``redis-server`` on 127.0.0.1, with no persistence, in ``directory``."""
+    """One ``redis-server`` on 127.0.0.1, with no persistence, in ``directory``, with
+    ``options`` of its own."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.binary = redis_server_path()
         self.directory = directory
+        self.options = options
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +46,7 @@ class RedisServer:
         """Start it (again, on the same port) and wait until it answers PING."""
         command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        command += self.options
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
