@@ -46,6 +46,9 @@ REDIS_FILES = (
     "bench/redis_receiver.py",
     "bench/redis_reference.py",
     "bench/redis_report.py",
+    "bench/redis_scale.py",
+    "bench/redis_scale_load.py",
+    "bench/redis_scale_stats.py",
     "bench/redis_senders.py",
 )
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")

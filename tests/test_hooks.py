@@ -211,6 +211,9 @@ def test_prune_asgi_redis(tmp_path: Path) -> None:
         "bench/redis_receiver.py",
         "bench/redis_reference.py",
         "bench/redis_report.py",
+        "bench/redis_scale.py",
+        "bench/redis_scale_load.py",
+        "bench/redis_scale_stats.py",
         "bench/redis_senders.py",
         "src/chat/config.py",
     }
@@ -237,6 +240,9 @@ def test_prune_wsgi_redis(tmp_path: Path) -> None:
         "bench/redis_receiver.py",
         "bench/redis_reference.py",
         "bench/redis_report.py",
+        "bench/redis_scale.py",
+        "bench/redis_scale_load.py",
+        "bench/redis_scale_stats.py",
         "bench/redis_senders.py",
         "src/chat/config.py",
     }

@@ -8,11 +8,13 @@ import contextlib
 import importlib.metadata
 import inspect
 import math
+import os
+import platform
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,18 @@ def positive(text: str) -> int:
     return value
 
 
+def parse_with_tiny(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, tiny: Mapping[str, object]
+) -> argparse.Namespace:
+    """Parse ``argv`` with one more option, ``--tiny``: ``tiny``'s values over the options'."""
+    parser.add_argument("--tiny", action="store_true", help=f"a seconds-long smoke run: {tiny}")
+    options = parser.parse_args(argv)
+    if options.tiny:
+        for key, value in tiny.items():
+            setattr(options, key, value)
+    return options
+
+
 def stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every cleanup, like Ctrl-C
 
@@ -157,6 +171,17 @@ def log_findings(text: str) -> list[str]:
 
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def machine() -> str:
+    """The header's ``- machine:`` line: CPUs, system, Python, load average."""
+    uname = platform.uname()
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"- machine: {os.cpu_count()} CPUs, {uname.system} {uname.release} {uname.machine}, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"load average {load} at start"
+    )
 
 
 def project_metadata() -> tuple[str, list[str]]:

@@ -268,6 +268,16 @@ class LoadClient:
         await self.setup(asyncio.ensure_future(opening))
         return {"open": len(self.connections)}
 
+    def commands(self) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
+        """The commands this client answers, by their ``op``."""
+        return {
+            "echo": self.echo,
+            "join": self.join,
+            "collect": self.collect,
+            "idle": self.idle,
+            "close": self.close,
+        }
+
     async def setup(self, future: asyncio.Future[Any]) -> None:
         """Wait for ``future``; a :class:`BenchError` after ``SETUP_TIMEOUT`` seconds."""
         if not await at_most(SETUP_TIMEOUT, future):
@@ -289,18 +299,13 @@ class LoadClient:
         return {"closed": closed}
 
 
-async def serve_commands() -> None:
+async def serve_commands(make: Callable[[], LoadClient] = LoadClient) -> None:
+    """Answer the commands on stdin with the client ``make`` makes (see its ``commands``)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    client = LoadClient()
-    handlers: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
-        "echo": client.echo,
-        "join": client.join,
-        "collect": client.collect,
-        "idle": client.idle,
-        "close": client.close,
-    }
+    client = make()
+    handlers = client.commands()
     while line := await reader.readline():
         command = json.loads(line)
         operation = command.pop("op")

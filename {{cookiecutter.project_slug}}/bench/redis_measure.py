@@ -22,7 +22,7 @@ from bench.redis_messages import ACROSS, QUIET, READY, SETUP_TIMEOUT, WITHIN, Lo
 from bench.redis_receiver import IDLE_TIMEOUT, command
 from bench.redis_reference import publish_to_redis
 from bench.redis_senders import send_through_project
-from bench.servers import RunningServer, ServerSpec, project_spec
+from bench.servers import RunningServer, ServerSpec, project_spec, running
 from tests.support.live_server import PROJECT_DIR
 from tests.support.redis_server import RedisServer
 
@@ -57,6 +57,19 @@ def server_spec(label: str, redis_url: str) -> ServerSpec:
     """One single-worker project server on the shared Redis, ready once ``/health`` says so."""
     env = {"REDIS_URL": redis_url, "REDIS_PREFIX": PREFIX, "WORKERS": "1"}
     return project_spec(label, env, health=True)
+
+
+@contextlib.contextmanager
+def servers_on_redis(
+    labels: Sequence[str], log_dir: Path, started: list[RunningServer]
+) -> Iterator[tuple[str, int]]:
+    """A throwaway ``redis-server``, then a :func:`server_spec` server per label on it, each
+    added to ``started`` once ready (whose logs an error shows); yields Redis's URL and pid."""
+    with contextlib.ExitStack() as stack:
+        redis_url, redis_pid = stack.enter_context(redis_server(log_dir))
+        for label in labels:
+            started.append(stack.enter_context(running(server_spec(label, redis_url), log_dir)))
+        yield redis_url, redis_pid
 
 
 @dataclass

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import tempfile
 import time
@@ -50,13 +49,12 @@ from bench.redis_measure import (
     QUIET_MESSAGES,
     measure_all,
     plans,
-    redis_server,
     require_redis_server,
-    server_spec,
+    servers_on_redis,
 )
 from bench.redis_messages import STAMP_LENGTH, Load
 from bench.redis_report import header, log_tail, notes_on, report
-from bench.servers import RunningServer, running, tree_cpu_seconds
+from bench.servers import RunningServer, tree_cpu_seconds
 
 MAX_MESSAGES = 1_000_000
 MAX_SENDERS = 64
@@ -74,11 +72,8 @@ def bench(options: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="redis-pubsub-") as tmp:
         log_dir = Path(tmp)
         try:
-            with contextlib.ExitStack() as stack:
-                redis_url, redis_pid = stack.enter_context(redis_server(log_dir))
-                for label in ("server 1", "server 2"):
-                    spec = server_spec(label, redis_url)
-                    servers.append(stack.enter_context(running(spec, log_dir)))
+            labels = ("server 1", "server 2")
+            with servers_on_redis(labels, log_dir, servers) as (redis_url, redis_pid):
                 meters = {server.label: server.cpu_seconds for server in servers}
                 meters["redis-server"] = lambda: tree_cpu_seconds(redis_pid)
                 work = plans(servers, redis_url, load, options.text_bytes)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import platform
 import subprocess
 from collections.abc import Sequence
 
-from bench.common import log_findings, project_metadata, ratio
+from bench.common import log_findings, machine, project_metadata, ratio
 from bench.redis_measure import Measurement
 from bench.redis_messages import Load, project_payload_length
 from bench.servers import RunningServer
@@ -81,14 +80,10 @@ def redis_server_version() -> str:
 def header(load: Load, quiet: int, text_bytes: int) -> str:
     """The heading and what the run is made of: machine, versions, load."""
     project, dependencies = project_metadata()
-    load_average = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    uname = platform.uname()
     return "\n".join(
         [
             f"## Redis pub/sub: {load.messages} messages between two server processes\n",
-            f"- machine: {os.cpu_count()} CPUs, {uname.system} {uname.release} {uname.machine}, "
-            f"{platform.python_implementation()} {platform.python_version()}, "
-            f"load average {load_average} at start",
+            machine(),
             f"- project: {project} ({', '.join(dependencies) or 'dependencies unknown'})",
             f"- redis-server {redis_server_version()}; clients: websockets "
             f"{importlib.metadata.version('websockets')} (no compression offered), "

@@ -36,7 +36,6 @@ import dataclasses
 import importlib.metadata
 import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from bench.common import (
     at_most,
     log_findings,
     loop_name,
+    machine,
+    parse_with_tiny,
     positive,
     project_metadata,
     run_bench,
@@ -158,13 +159,9 @@ def raise_fd_limit() -> None:
 
 def header(options: argparse.Namespace) -> str:
     project, dependencies = project_metadata()
-    uname = platform.uname()
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     lines = [
         "## Websocket benchmark\n",
-        f"- machine: {os.cpu_count()} CPUs, {uname.system} {uname.release} {uname.machine}, "
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"load average {load} at start",
+        machine(),
         f"- load: {options.client_processes} client processes of picows "
         f"{importlib.metadata.version('picows')} on {loop_name()}, the same for every server",
         "- compression: none for every server (the clients offer no permessage-deflate)",
@@ -233,11 +230,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--servers", type=Path, help="JSON list of servers to measure instead of the default two")
     add("--json", type=Path, help="also write the results to this file")
     add("--timeout", type=float, default=1200.0, help="seconds the whole run may take")
-    add("--tiny", action="store_true", help="a seconds-long smoke run: " + str(TINY))
-    options = parser.parse_args(argv)
-    if options.tiny:
-        for key, value in TINY.items():
-            setattr(options, key, value)
+    options = parse_with_tiny(parser, argv, TINY)
     options.workloads = [w for w in options.workloads.split(",") if w]
     if unknown := set(options.workloads) - set(WORKLOADS):
         parser.error(f"unknown workloads {sorted(unknown)}: use {', '.join(WORKLOADS)}")

@@ -66,10 +66,12 @@ def split(total: int, parts: int) -> list[int]:
 
 
 class ClientPool:
-    """Load-client processes (``bench/loadclient.py``), each answering one command at a time."""
+    """Load-client processes (``bench/loadclient.py``, or ``module``), each answering one
+    command at a time."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, module: str = "bench.loadclient") -> None:
         self.size = processes
+        self.module = module  # what each process runs: loadclient.py's serve_commands
         self.processes: list[asyncio.subprocess.Process] = []
         self.broken = False  # a command failed: answers may no longer match questions
 
@@ -79,7 +81,7 @@ class ClientPool:
                 await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "bench.loadclient",
+                    self.module,
                     cwd=PROJECT_DIR,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,

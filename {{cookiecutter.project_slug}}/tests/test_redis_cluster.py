@@ -80,10 +80,15 @@ def on_cluster(tmp_path: Path, cluster: RedisCluster) -> Iterator[Deployment]:
 
 
 @pytest.fixture(params=["one Redis", "cluster"])
-def anywhere(
-    tmp_path: Path, request: pytest.FixtureRequest, single: RedisServer, cluster: RedisCluster
-) -> Iterator[Deployment]:
-    with deployed(tmp_path, single if request.param == "one Redis" else cluster) as deployment:
+def any_redis(
+    request: pytest.FixtureRequest, single: RedisServer, cluster: RedisCluster
+) -> RedisServer | RedisCluster:
+    return single if request.param == "one Redis" else cluster
+
+
+@pytest.fixture
+def anywhere(tmp_path: Path, any_redis: RedisServer | RedisCluster) -> Iterator[Deployment]:
+    with deployed(tmp_path, any_redis) as deployment:
         yield deployment
 
 
@@ -226,6 +231,31 @@ def test_members_of_a_process_that_died_stop_counting_on_a_cluster(
             assert time.monotonic() < deadline, "the dead process's member still counts"
             time.sleep(1)
         bob.close()
+
+
+def test_several_workers_share_their_rooms(
+    tmp_path: Path, any_redis: RedisServer | RedisCluster
+) -> None:
+    env = {"REDIS_URL": any_redis.url, "REDIS_PREFIX": f"workers-{time.monotonic_ns()}"}
+    server = start_server(tmp_path, {**env, "WORKERS": "2"})
+    try:
+        clients = [RoomsClient(server.ws_url) for _ in range(6)]
+        try:
+            for client in clients:
+                client.join("many")
+            for client in clients:
+                client.send(type="message", room="many", text=client.id)
+            for client in clients:
+                texts: set[str] = set()
+                while len(texts) < len(clients):
+                    if (event := client.receive())["type"] == "message":
+                        texts.add(event["text"])
+                assert texts == {c.id for c in clients}
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        stop_server(server)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -280,26 +280,3 @@ def test_a_burst_from_redis_reaches_a_reader_that_keeps_reading(
             assert texts == [str(n) for n in range(1000)]
     finally:
         stop_server(server)
-
-
-def test_several_workers_share_their_rooms(tmp_path: Path, redis: RedisServer) -> None:
-    server = start_server(tmp_path, {"REDIS_URL": redis.url, "WORKERS": "2"})
-    try:
-        clients = [RoomsClient(server.ws_url) for _ in range(6)]
-        try:
-            for client in clients:
-                client.join("many")
-            for client in clients:
-                client.send(type="message", room="many", text=client.id)
-            for client in clients:
-                texts: set[str] = set()
-                while len(texts) < len(clients):
-                    event = client.receive()
-                    if event["type"] == "message":
-                        texts.add(event["text"])
-                assert texts == {c.id for c in clients}
-        finally:
-            for client in clients:
-                client.close()
-    finally:
-        stop_server(server)

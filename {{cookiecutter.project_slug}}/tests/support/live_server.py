@@ -101,8 +101,6 @@ def wait_until_started(server: Server, statuses: Collection[int] = (200,)) -> No
                 return
         time.sleep(0.1)
     raise ServerStartError(f"/health not {statuses} after {STARTUP_TIMEOUT} s:\n{server.log()}")
-
-
 {%- if cookiecutter.broker == "redis" %}
 
 
