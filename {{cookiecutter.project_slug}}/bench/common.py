@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect
 
 from tests.support.live_server import PROJECT_DIR
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 CONNECT_TIMEOUT = 30.0
 
 
@@ -48,17 +49,17 @@ def connect_options(deflate: bool) -> dict[str, Any]:
     return options
 
 
-def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop where it is installed (a dev dependency), else on asyncio's."""
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it is installed (a dev dependency), else on asyncio's;
+    return what it returns."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-        return
+        return asyncio.run(main)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)  # asyncio.Runner's loop_factory would do, from Python 3.11
     try:
-        loop.run_until_complete(main)
+        return loop.run_until_complete(main)
     finally:
         loop.close()
 

@@ -17,7 +17,6 @@ ACROSS, WITHIN = "across", "within"  # the rooms: receiver on the other server, 
 QUIET = "quiet"  # the room of the one-message-at-a-time measurement
 READY = "receiver ready"
 SETUP_TIMEOUT = 30.0
-MESSAGE_PREFIX = '{"type":"message"'
 TEXT_KEY = '"text":"'
 # The head of every message text: sender (3 digits), number (7), send time in µs (16).
 STAMP_LENGTH = 26
@@ -40,7 +39,7 @@ def project_payload_length(text_bytes: int) -> int:
     """Characters the project publishes on the channel for one message of ``text_bytes``.
 
     The envelope is the room, who to skip and who only (both empty), then the frame as
-    clients get it (see the package's ``redis_pubsub.py`` and ``protocol.py``).
+    clients get it (see the package's ``redis_layout.py`` and ``protocol.py``).
     """
     frame = {"type": "message", "room": ACROSS, "from": "x" * 8, "text": "x" * text_bytes}
     encoded = json.dumps({**frame, "ts": 1_700_000_000_000}, separators=(",", ":"))

@@ -34,7 +34,6 @@ the one that limits the figures (on a machine with few CPUs, they also take turn
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 from redis.exceptions import RedisError
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import BenchError, positive, run_bench
+from bench.common import BenchError, positive, run_bench, run_on_uvloop
 from bench.redis_measure import (
     QUIET_MESSAGES,
     measure_all,
@@ -78,7 +77,7 @@ def bench(options: argparse.Namespace) -> int:
                 meters["redis-server"] = lambda: tree_cpu_seconds(redis_pid)
                 work = plans(servers, redis_url, load, options.text_bytes)
                 measuring = measure_all(work, meters, log_dir, options.timeout, deadline)
-                measurements = asyncio.run(measuring)
+                measurements = run_on_uvloop(measuring)
                 notes = notes_on(measurements, servers)
         except (BenchError, OSError, ConnectionClosed, RedisError) as error:
             raise BenchError(f"{error}{''.join(log_tail(server) for server in servers)}") from None

@@ -20,40 +20,57 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
-from bench.common import connect_options, now_us, positive
-from bench.redis_messages import MESSAGE_PREFIX, TEXT_KEY, Tally
+from bench.common import now_us, positive, run_on_uvloop
+from bench.loadclient import MESSAGE_PREFIX, Connection, LoadClient
+from bench.redis_messages import TEXT_KEY, Tally
 from bench.redis_reference import receive_redis
 
 IDLE_TIMEOUT = 10.0  # the receiver gives up once nothing has arrived for this long
 
 
+class Member(Connection):
+    """The receiving member of the room: it counts each message on arrival."""
+
+    def __init__(self, client: LoadClient, tally: Tally) -> None:
+        super().__init__(client)
+        self.tally = tally
+        self.joined = asyncio.Event()
+
+    def on_message(self, payload: bytes) -> None:
+        arrived = now_us()
+        if payload.startswith(MESSAGE_PREFIX):  # the hot path: no JSON parsing
+            text = payload.decode()
+            self.tally.add(text, text.find(TEXT_KEY) + len(TEXT_KEY), arrived)
+        elif payload.startswith(b'{"type":"joined"'):
+            self.joined.set()
+        elif payload.startswith(b'{"type":"error"'):
+            self.stop(f"the server sent an error: {payload[:200]!r}")
+
+    def on_lost(self) -> None:
+        if not self.client.closing:
+            self.stop("the server closed the connection")
+
+    def stop(self, problem: str) -> None:
+        self.tally.problem = self.tally.problem or problem
+        self.tally.done.set()
+        self.joined.set()
+
+
 async def receive_project(url: str, room: str, tally: Tally) -> None:
-    """Join ``room`` on the server at ``url``, say ready, and count its messages."""
-    async with connect(f"{url}/ws", **connect_options(deflate=False)) as ws:
-        await ws.send(json.dumps({"type": "join", "room": room}))
-        async for frame in ws:
-            if isinstance(frame, str) and frame.startswith('{"type":"joined"'):
-                break
-        tally.say_ready()
-        try:
-            async for frame in ws:
-                arrived = now_us()
-                if not isinstance(frame, str):
-                    continue
-                if frame.startswith(MESSAGE_PREFIX):
-                    tally.add(frame, frame.find(TEXT_KEY) + len(TEXT_KEY), arrived)
-                    if tally.done.is_set():
-                        return
-                elif frame.startswith('{"type":"error"'):
-                    tally.problem = f"the server sent an error: {frame}"
-                    return
-        except ConnectionClosed:
-            pass
-        tally.problem = f"the server closed the connection ({ws.close_code} {ws.close_reason})"
+    """Join ``room`` on the server at ``url`` (a ``picows`` client, as every benchmark's load
+    clients are), say ready, and count its messages."""
+    client = LoadClient()
+    try:
+        (member,) = await client.open(f"{url}/ws", 1, lambda: Member(client, tally))
+        member.send_text(json.dumps({"type": "join", "room": room}).encode())
+        await cast(Member, member).joined.wait()
+        if not tally.problem:
+            tally.say_ready()
+            await tally.done.wait()
+    finally:
+        await client.close()
 
 
 async def watch(tally: Tally, deadline: float) -> None:
@@ -123,7 +140,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    asyncio.run(serve_receiver(parse_args(argv)))
+    run_on_uvloop(serve_receiver(parse_args(argv)))
     return 0
 
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from bench.common import log_findings, machine, project_metadata, ratio
+from bench.common import log_findings, loop_name, machine, project_metadata, ratio
 from bench.redis_measure import Measurement
 from bench.redis_messages import Load, project_payload_length
 from bench.servers import RunningServer
@@ -85,9 +85,10 @@ def header(load: Load, quiet: int, text_bytes: int) -> str:
             f"## Redis pub/sub: {load.messages} messages between two server processes\n",
             machine(),
             f"- project: {project} ({', '.join(dependencies) or 'dependencies unknown'})",
-            f"- redis-server {redis_server_version()}; clients: websockets "
-            f"{importlib.metadata.version('websockets')} (no compression offered), "
-            f"redis-py {importlib.metadata.version('redis')} (asyncio)",
+            f"- redis-server {redis_server_version()}; clients on {loop_name()}: picows "
+            f"{importlib.metadata.version('picows')} (no compression offered) to the project, "
+            f"redis-py {importlib.metadata.version('redis')} (hiredis "
+            f"{importlib.metadata.version('hiredis')}) to Redis for the reference",
             f"- run: {load.messages} messages from {load.senders} "
             f"sender{'' if load.senders == 1 else 's'}, at most {load.window} in flight per "
             f"sender; one at a time: {quiet} messages from 1 sender; {text_bytes}-character "

@@ -1,4 +1,8 @@
-"""The senders: clients of a project server that send stamped messages into one room."""
+"""The senders: clients of a project server that send stamped messages into one room.
+
+They are ``loadclient.py``'s ``picows`` connections, as every benchmark's load clients are, so
+that the servers, not the clients, are what is measured.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +11,65 @@ import json
 import time
 from collections.abc import Awaitable, Sequence
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
-from bench.common import BenchError, connect_options, now_us, retrieve
-from bench.redis_messages import MESSAGE_PREFIX, SETUP_TIMEOUT, TEXT_KEY, Load, stamped
+from bench.common import BenchError, now_us, retrieve
+from bench.loadclient import MESSAGE_PREFIX, TEXT_KEY, Connection, LoadClient
+from bench.redis_messages import SETUP_TIMEOUT, Load, stamped
 
 
-class Sender:
-    """One client of a project server that sends its share of the messages into a room."""
+class Sender(Connection):
+    """One client of a project server that sends its share of the messages into a room,
+    each as soon as fewer than ``window`` of its own are unanswered (not echoed back)."""
 
     def __init__(
-        self, index: int, ws: ClientConnection, room: str, numbers: range, window: int
+        self, client: LoadClient, index: int, room: str, numbers: range, window: int
     ) -> None:
+        super().__init__(client)
+        loop = asyncio.get_running_loop()
         self.index = index
-        self.ws = ws
-        self.room = room
         self.numbers = numbers  # of the messages it sends
-        self.window = asyncio.Semaphore(window)
+        self.window = window
+        self.text_bytes = 0
+        self.head = ('{"type":"message","room":"' + room + '","text":"').encode()
+        self.sent = self.echoed = 0
         self.joined = asyncio.Event()
-        self.echoed = 0
-        self.all_echoed = asyncio.Event()
+        self.all_echoed: asyncio.Future[None] = loop.create_future()
         self.problem = ""
         self.failed = asyncio.Event()
-        self.closing = False
-        self.reader = asyncio.create_task(self._read())
 
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if not isinstance(frame, str):
-                    continue
-                if frame.startswith(MESSAGE_PREFIX):
-                    at = frame.find(TEXT_KEY) + len(TEXT_KEY)
-                    if int(frame[at : at + 3]) == self.index:
-                        self.echoed += 1
-                        self.window.release()
-                        if self.echoed == len(self.numbers):
-                            self.all_echoed.set()
-                elif frame.startswith('{"type":"joined"'):
-                    self.joined.set()
-                elif frame.startswith('{"type":"error"'):
-                    self.fail(f"the server sent an error: {frame}")
-        except ConnectionClosed:
-            pass
-        if not self.closing:
-            self.fail(f"the server closed the connection ({self.ws.close_code})")
+    def on_message(self, payload: bytes) -> None:
+        if payload.startswith(MESSAGE_PREFIX):  # the hot path: no JSON parsing
+            at = payload.find(TEXT_KEY) + len(TEXT_KEY)
+            if int(payload[at : at + 3]) == self.index:
+                self.echoed += 1
+                if self.sent < len(self.numbers):
+                    self._send_next()
+                elif self.echoed == len(self.numbers) and not self.all_echoed.done():
+                    self.all_echoed.set_result(None)
+        elif payload.startswith(b'{"type":"joined"'):
+            self.joined.set()
+        elif payload.startswith(b'{"type":"error"'):
+            self.fail(f"the server sent an error: {payload[:200]!r}")
+
+    def on_lost(self) -> None:
+        if not self.client.closing:
+            self.fail("the server closed the connection")
 
     def fail(self, problem: str) -> None:
         self.problem = self.problem or f"sender {self.index}: {problem}"
         self.failed.set()
 
-    async def send_all(self, text_bytes: int) -> None:
-        head = '{"type":"message","room":"' + self.room + '","text":"'
-        for number in self.numbers:
-            await self.window.acquire()
-            await self.ws.send(head + stamped(self.index, number, text_bytes) + '"}')
+    def send_all(self, text_bytes: int) -> None:
+        """Send the first ``window`` messages; each echo sends the next."""
+        self.text_bytes = text_bytes
+        for _ in range(min(self.window, len(self.numbers))):
+            self._send_next()
         if not self.numbers:
-            self.all_echoed.set()
+            self.all_echoed.set_result(None)
 
-    async def close(self) -> None:
-        self.closing = True
-        self.reader.cancel()
-        self.ws.transport.abort()
-        await asyncio.gather(self.reader, return_exceptions=True)
+    def _send_next(self) -> None:
+        number = self.numbers[self.sent]
+        self.sent += 1
+        self.send_text(self.head + stamped(self.index, number, self.text_bytes).encode() + b'"}')
 
 
 async def within(
@@ -101,23 +100,30 @@ async def send_through_project(
     ws_url: str, room: str, load: Load, text_bytes: int, deadline: float
 ) -> int:
     """Connect and join the senders, then send every message; return the first send's time."""
+    client = LoadClient()
     senders: list[Sender] = []
+
+    def make() -> Sender:
+        index = len(senders)
+        numbers = range(index, load.messages, load.senders)
+        senders.append(Sender(client, index, room, numbers, load.window))
+        return senders[-1]
+
+    joining = json.dumps({"type": "join", "room": room}).encode()
+
+    async def join(sender: Connection) -> None:
+        sender.send_text(joining)
+
     try:
-        for index in range(load.senders):
-            try:
-                ws = await connect(f"{ws_url}/ws", **connect_options(deflate=False))
-            except Exception as error:
-                raise BenchError(f"sender {index} could not connect: {error}") from None
-            numbers = range(index, load.messages, load.senders)
-            senders.append(Sender(index, ws, room, numbers, load.window))
-            await ws.send(json.dumps({"type": "join", "room": room}))
+        opening = client.open(f"{ws_url}/ws", load.senders, make, join)
+        await within(opening, SETUP_TIMEOUT, "the senders to connect", senders)
         joined = asyncio.gather(*(sender.joined.wait() for sender in senders))
         await within(joined, SETUP_TIMEOUT, "the senders to join", senders)
         started = now_us()
-        sending = asyncio.gather(*(sender.send_all(text_bytes) for sender in senders))
-        await within(sending, deadline - time.monotonic(), "the messages to go out", senders)
-        echoes = asyncio.gather(*(sender.all_echoed.wait() for sender in senders))
+        for sender in senders:
+            sender.send_all(text_bytes)
+        echoes = asyncio.gather(*(sender.all_echoed for sender in senders))
         await within(echoes, deadline - time.monotonic(), "the senders' echoes", senders)
         return started
     finally:
-        await asyncio.gather(*(sender.close() for sender in senders))
+        await client.close()

@@ -17,7 +17,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from {{ cookiecutter.package_name }}.broker import drive
-from {{ cookiecutter.package_name }}.redis_layout import SEPARATOR, Names
+from {{ cookiecutter.package_name }}.redis_layout import PUBLISH_SHA, RECOUNT_SHA, SEPARATOR, Names
 from {{ cookiecutter.package_name }}.redis_pubsub import (
     HELD_PRESENCES,
     Execute,
@@ -95,6 +95,8 @@ class Process:
         """What ``command`` publishes, as its Lua script would (``redis_layout.py``)."""
         if command[0] == "SPUBLISH":
             return [(str(command[1]), str(command[2]))]
+        if command[1] == PUBLISH_SHA:
+            return [(str(command[3]), str(envelope)) for envelope in command[5:]]
         channel, members, head = str(command[5]), int(command[7]), str(command[10])
         total = members + self.others
         words = [str(word) for word in command[11:]]
@@ -142,8 +144,40 @@ def test_a_batch_goes_to_redis_in_one_round_trip_in_its_order() -> None:
     assert len(process.asked) == asked + 1  # already subscribed: one Execute, nothing else
     execute = process.asked[-1]
     assert isinstance(execute, Execute)
-    assert [command[0] for command in execute.commands] == ["SPUBLISH"] * 20
+    (command,) = execute.commands  # one room's publishes: one command
+    assert command[:2] == ("EVALSHA", PUBLISH_SHA)
     assert [event["text"] for event in alice_box.take()] == [str(n) for n in range(20)]
+
+
+def test_a_rooms_publishes_keep_their_place_around_its_recounts() -> None:
+    process = Process()
+    alice, alice_box = process.connect()
+    bob, bob_box = process.connect()
+    process.subscribe()
+    process.through_redis(process.join(alice, "a") + process.join(bob, "b"))
+    process.through_redis(process.join(alice, "b"))
+    alice_box.take()
+    bob_box.take()
+    effects = [
+        *process.say(alice, "a", "a1"),
+        *process.say(alice, "b", "b1"),
+        *process.say(alice, "a", "a2"),
+        *process.hub.receive(bob, '{"type": "leave", "room": "b"}'),
+        *process.say(alice, "b", "b2"),
+    ]
+    process.through_redis(effects)
+    execute = next(io for io in reversed(process.asked) if isinstance(io, Execute))
+    words = [(c[1], c[3] if c[0] == "EVALSHA" else "") for c in execute.commands]
+    channel = Names("test").channel
+    # a1 and a2 in one command; b1, then b's recount, then b2.
+    assert words == [
+        (PUBLISH_SHA, channel("a")),
+        (channel("b"), ""),
+        (RECOUNT_SHA, Names("test").members("b")),
+        (channel("b"), ""),
+    ]
+    texts = [event.get("text") for event in alice_box.take() if event["type"] == "message"]
+    assert texts == ["a1", "a2", "b1", "b2"]
 
 
 def test_frames_of_a_room_without_members_here_are_not_subscribed_to() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 import redis.asyncio as redis
@@ -58,6 +59,7 @@ class RedisBroker(Subscriber):
         self._jobs: asyncio.Queue[list[Effect]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._pubsubs: dict[str, PubSub] = {}  # node name ("" for one Redis) -> subscriber
+        self._heard: dict[str, float] = {}  # node name -> when its subscriber last sent
         self._clients: list[redis.Redis] = []  # theirs
         self._confirmed = asyncio.Event()
         self._broken = asyncio.Event()  # a round trip failed: subscribe anew
@@ -163,7 +165,7 @@ class RedisBroker(Subscriber):
                 self._broken.clear()
                 await self._connect()
                 readers: list[asyncio.Task[object]] = [
-                    asyncio.create_task(self._read(p)) for p in self._pubsubs.values()
+                    asyncio.create_task(self._read(*node)) for node in self._pubsubs.items()
                 ]
                 readers.append(asyncio.create_task(self._broken.wait()))
                 try:
@@ -200,13 +202,14 @@ class RedisBroker(Subscriber):
         for address in addresses:
             client = redis.Redis.from_url(node_url(self.url, address), **client_options(Retry, 0))
             pubsub = self._pubsubs[address or ""] = client.pubsub()
+            self._heard[address or ""] = time.monotonic()
             self._clients.append(client)
             await pubsub.subscribe(self.names.control)
             confirmation = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
             self.check_subscribed(confirmation)
 
     async def _close_subscribers(self) -> None:
-        pubsubs, self._pubsubs = list(self._pubsubs.values()), {}
+        pubsubs, self._pubsubs, self._heard = list(self._pubsubs.values()), {}, {}
         clients, self._clients = self._clients, []
         for pubsub in pubsubs:
             with contextlib.suppress(*FAILURES):
@@ -215,10 +218,11 @@ class RedisBroker(Subscriber):
             with contextlib.suppress(*FAILURES):
                 await client.aclose()
 
-    async def _read(self, pubsub: PubSub) -> object:
+    async def _read(self, node: str, pubsub: PubSub) -> object:
         handed = 0
         while True:
-            message = await pubsub.get_message(timeout=1.0)
+            message = await pubsub.get_message(timeout=None)  # see SUBSCRIBER_TIMEOUT
+            self._heard[node] = time.monotonic()
             if message is not None and self.on_pubsub(message):
                 handed += 1
                 if handed == LISTENER_BATCH:
@@ -228,7 +232,10 @@ class RedisBroker(Subscriber):
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
+            self.check_heard(self._heard, time.monotonic())
             if self.subscribed:
                 rooms = self.hub.local_rooms()
                 with contextlib.suppress(*FAILURES):
+                    for pubsub in list(self._pubsubs.values()):
+                        await pubsub.ping()
                     await self._execute([beat_command(self.names, room) for room in rooms])

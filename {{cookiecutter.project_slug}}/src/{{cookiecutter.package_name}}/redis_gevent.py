@@ -13,6 +13,7 @@ clients, greenlets and waits.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 
 import gevent
@@ -62,6 +63,7 @@ class RedisBroker(Subscriber):
         self._jobs: gevent.queue.JoinableQueue[list[Effect]] = gevent.queue.JoinableQueue()
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._pubsubs: dict[str, PubSub] = {}  # node name ("" for one Redis) -> subscriber
+        self._heard: dict[str, float] = {}  # node name -> when its subscriber last sent
         self._clients: list[redis.Redis] = []  # theirs
         self._confirmed = gevent.event.Event()
         self._broken = gevent.event.Event()  # a round trip failed: subscribe anew
@@ -163,7 +165,7 @@ class RedisBroker(Subscriber):
                 self._broken.clear()
                 self._connect()
                 readers: list[gevent.Greenlet[..., object]] = [
-                    gevent.spawn(self._read, p) for p in self._pubsubs.values()
+                    gevent.spawn(self._read, *node) for node in self._pubsubs.items()
                 ]
                 readers.append(gevent.spawn(self._broken.wait, None))
                 try:
@@ -197,12 +199,13 @@ class RedisBroker(Subscriber):
         for address in addresses:
             client = redis.Redis.from_url(node_url(self.url, address), **client_options(Retry, 0))
             pubsub = self._pubsubs[address or ""] = client.pubsub()
+            self._heard[address or ""] = time.monotonic()
             self._clients.append(client)
             pubsub.subscribe(self.names.control)
             self.check_subscribed(pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
 
     def _close_subscribers(self) -> None:
-        pubsubs, self._pubsubs = list(self._pubsubs.values()), {}
+        pubsubs, self._pubsubs, self._heard = list(self._pubsubs.values()), {}, {}
         clients, self._clients = self._clients, []
         for pubsub in pubsubs:
             with contextlib.suppress(*FAILURES):
@@ -211,10 +214,12 @@ class RedisBroker(Subscriber):
             with contextlib.suppress(*FAILURES):
                 client.close()
 
-    def _read(self, pubsub: PubSub) -> object:
+    def _read(self, node: str, pubsub: PubSub) -> object:
         handed = 0
         while True:
-            message = pubsub.get_message(timeout=1.0)
+            # get_message(timeout=None), which its annotation does not admit; see SUBSCRIBER_TIMEOUT
+            message = pubsub.handle_message(pubsub.parse_response(block=True))
+            self._heard[node] = time.monotonic()
             if message is not None and self.on_pubsub(message):
                 handed += 1
                 if handed == LISTENER_BATCH:
@@ -224,7 +229,10 @@ class RedisBroker(Subscriber):
     def _beat(self) -> None:
         while True:
             gevent.sleep(HEARTBEAT_INTERVAL)
+            self.check_heard(self._heard, time.monotonic())
             if self.subscribed:
                 rooms = self.hub.local_rooms()
                 with contextlib.suppress(*FAILURES):
+                    for pubsub in list(self._pubsubs.values()):
+                        pubsub.ping()
                     self._execute([beat_command(self.names, room) for room in rooms])

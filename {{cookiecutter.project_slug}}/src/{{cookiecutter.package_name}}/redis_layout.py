@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +81,18 @@ end
 return 0
 """
 
-SCRIPTS = (RECOUNT_SCRIPT, BEAT_SCRIPT)
+# KEYS: the room's channel. ARGV: the publish command, then envelopes. Publishes them
+# all, in order: what a batch publishes in one room is one command, with one reply.
+PUBLISH_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call(ARGV[1], KEYS[1], ARGV[i])
+end
+return #ARGV - 1
+"""
+
+SCRIPTS = (RECOUNT_SCRIPT, BEAT_SCRIPT, PUBLISH_SCRIPT)
 """Loaded into every Redis node when a broker connects."""
-RECOUNT_SHA, BEAT_SHA = (
+RECOUNT_SHA, BEAT_SHA, PUBLISH_SHA = (
     hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest() for script in SCRIPTS
 )
 """What ``EVALSHA`` names them by: Redis's own digest of each script."""
@@ -132,10 +141,15 @@ def decode_envelope(data: str) -> Publish:
     return Publish(room, frame, skip or None, only or None)
 
 
-def publish_command(names: Names, publish: Publish, sharded: bool) -> tuple[str, ...]:
-    """The command that publishes ``publish`` on its room's channel."""
+def publish_command(
+    names: Names, publishes: Sequence[Publish], sharded: bool
+) -> tuple[str | int, ...]:
+    """The command that publishes ``publishes``, all in one room, in order, on its channel."""
     verb = "SPUBLISH" if sharded else "PUBLISH"
-    return (verb, names.channel(publish.room), encode_envelope(publish))
+    channel = names.channel(publishes[0].room)
+    if len(publishes) == 1:
+        return (verb, channel, encode_envelope(publishes[0]))
+    return ("EVALSHA", PUBLISH_SHA, 1, channel, verb, *map(encode_envelope, publishes))
 
 
 def recount_command(names: Names, recount: Recount, sharded: bool) -> tuple[str | int, ...]:

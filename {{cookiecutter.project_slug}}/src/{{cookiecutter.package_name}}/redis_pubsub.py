@@ -44,6 +44,10 @@ SUBSCRIBE_TIMEOUT = 5.0
 DRAIN_TIMEOUT = 2.0
 """Seconds a stopping broker has to carry out what it was given: the departures
 of the last connections, for the other processes."""
+SUBSCRIBER_TIMEOUT = 15.0
+"""Seconds a subscriber connection may stay silent before it counts as lost. Readers
+block without a timeout of their own (none to set up per frame); the heartbeat pings
+each subscriber connection, which answers when it is alive."""
 LISTENER_BATCH = 32
 """Frames a listener hands out before it lets the connections send: without a
 pause a burst larger than an outbox would close readers that keep up."""
@@ -149,21 +153,48 @@ class Subscriber:
                 self._forget(channels)
                 self._fail(remote, failure)
                 return
-        replies = yield Execute(tuple(self.command(effect) for effect in remote))
+        groups = self._grouped(remote)
+        replies = yield Execute(tuple(self.command(group) for group in groups))
         if isinstance(replies, Exception):
             self._fail(remote, replies)
         else:
-            failed = [e for e, r in zip(remote, replies, strict=True) if isinstance(r, Exception)]
+            failed = [
+                effect
+                for group, reply in zip(groups, replies, strict=True)
+                if isinstance(reply, Exception)
+                for effect in group
+            ]
             if failed:
                 self._fail(failed, next(r for r in replies if isinstance(r, Exception)))
         if channels := self._to_unsubscribe(remote):
             yield Unsubscribe(channels)
 
-    def command(self, effect: Remote) -> Command:
-        """The Redis command that carries out a publish or a recount."""
-        if isinstance(effect, Publish):
-            return publish_command(self.names, effect, self.sharded)
-        return recount_command(self.names, effect, self.sharded)
+    def command(self, group: Sequence[Remote]) -> Command:
+        """The Redis command that carries out a recount, or publishes in one room."""
+        if isinstance(group[0], Recount):
+            return recount_command(self.names, group[0], self.sharded)
+        publishes = [effect for effect in group if isinstance(effect, Publish)]
+        return publish_command(self.names, publishes, self.sharded)
+
+    @staticmethod
+    def _grouped(remote: Sequence[Remote]) -> list[list[Remote]]:
+        """``remote`` as one command's worth each: a recount alone, or a room's publishes
+        up to its next recount.
+
+        A room's effects keep their order; those of different rooms go on channels
+        of their own, which keep no order between them anyway.
+        """
+        groups: list[list[Remote]] = []
+        publishing: dict[str, list[Remote]] = {}  # room: the group its publishes join
+        for effect in remote:
+            if isinstance(effect, Recount):
+                publishing.pop(effect.room, None)
+                groups.append([effect])
+            elif (group := publishing.get(effect.room)) is not None:
+                group.append(effect)
+            else:
+                groups.append(publishing.setdefault(effect.room, [effect]))
+        return groups
 
     def _to_subscribe(self, remote: Sequence[Remote]) -> tuple[str, ...]:
         """The channels of ``remote``'s rooms that have members here and no subscription."""
@@ -346,3 +377,13 @@ class Subscriber:
 
     def on_broken(self) -> None:
         """A round trip failed: the broker's listener subscribes anew."""
+
+    def check_heard(self, heard: dict[str, float], now: float) -> None:
+        """Have the listener subscribe anew if a subscriber connection (``heard``: node
+        name -> when it last sent anything) has been silent too long."""
+        silent = [node or "Redis" for node, at in heard.items() if now - at > SUBSCRIBER_TIMEOUT]
+        if silent and self.subscribed:
+            self.subscribed = False
+            self.problem = f"Redis at {silent[0]} silent for {SUBSCRIBER_TIMEOUT:g} s"
+            log.warning("%s: subscribing anew", self.problem)
+            self.on_broken()
