@@ -7,7 +7,8 @@ no compression anywhere) on all servers in one run: the two variants, each one w
 peers, each one process: the raw ``websockets`` reference (the project's ``bench.reference``),
 Starlette on uvicorn, aiohttp, node ``ws`` (when ``node`` and ``npm`` are installed) and a picows
 server, the ceiling of Python (``bench/peers/``). With ``redis-server`` installed, it then runs
-each ``broker=redis`` variant's ``bench.redis_pubsub`` (two processes through Redis). It
+each ``broker=redis`` variant's ``bench.redis_pubsub`` (two processes through Redis) and
+``bench.redis_scale`` (eight processes, 2,000 members in 200 rooms). It
 writes ``benchmarks.md``, ``benchmarks.png`` and ``benchmarks.json`` into ``--out``.
 
 Arguments it does not know go to ``bench.run`` (``--tiny``, ``--seconds 5``, ...).
@@ -35,7 +36,11 @@ TEMPLATE_DIR = BENCH_DIR.parent
 SERVERS = ("asgi-uvicorn", "wsgi-gevent")
 LABELS = {"asgi-uvicorn": "falcon ASGI (uvicorn)", "wsgi-gevent": "falcon WSGI (gunicorn+gevent)"}
 NO_NODE = "node ws: not measured, node and npm are not installed (apt-get install nodejs npm)"
-TINY_REDIS = ["--messages", "200", "--senders", "1"]
+# Each redis variant's benchmarks, and their arguments for a smoke run (--tiny).
+REDIS_PROGRAMS = (
+    ("bench.redis_pubsub", ["--messages", "200", "--senders", "1"]),
+    ("bench.redis_scale", ["--tiny"]),
+)
 RUN_TIMEOUT = 3600  # seconds any one benchmark script may take, whatever it is told
 
 
@@ -155,13 +160,15 @@ def redis_sections(options: argparse.Namespace, cookiecutter: str) -> list[str]:
     sections = []
     for server in SERVERS:
         project = render.render(cookiecutter, options.build_dir, server, "redis")
-        arguments = TINY_REDIS if options.tiny else []
-        code, output = tee([project.python, "-m", "bench.redis_pubsub", *arguments], project.path)
-        if code != 0:
-            raise SystemExit(f"bench: the Redis benchmark of {server} failed ({code})")
-        # One level down: the page's own heading says which variant this is.
-        output = output.replace("## ", "### ", 1)
-        sections.append(f"## Redis broker, {LABELS[server]}\n\n{output}")
+        outputs = []
+        for program, tiny in REDIS_PROGRAMS:
+            arguments = tiny if options.tiny else []
+            code, output = tee([project.python, "-m", program, *arguments], project.path)
+            if code != 0:
+                raise SystemExit(f"bench: {program} of {server} failed ({code})")
+            # One level down: the page's own heading says which variant this is.
+            outputs.append(output.replace("## ", "### ", 1))
+        sections.append(f"## Redis broker, {LABELS[server]}\n\n" + "\n".join(outputs))
     return sections
 
 

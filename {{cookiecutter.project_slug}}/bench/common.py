@@ -16,14 +16,13 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from websockets.asyncio.client import connect
 
 from tests.support.live_server import PROJECT_DIR
 
 HOST = "127.0.0.1"
-T = TypeVar("T")
 CONNECT_TIMEOUT = 30.0
 
 
@@ -49,7 +48,7 @@ def connect_options(deflate: bool) -> dict[str, Any]:
     return options
 
 
-def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+def run_on_uvloop(main: Coroutine[Any, Any, Any]) -> Any:
     """Run ``main`` on uvloop where it is installed (a dev dependency), else on asyncio's;
     return what it returns."""
     try:

@@ -46,6 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from bench.common import BenchError, positive, run_bench, run_on_uvloop
 from bench.redis_measure import (
     QUIET_MESSAGES,
+    Measurement,
     measure_all,
     plans,
     require_redis_server,
@@ -77,7 +78,7 @@ def bench(options: argparse.Namespace) -> int:
                 meters["redis-server"] = lambda: tree_cpu_seconds(redis_pid)
                 work = plans(servers, redis_url, load, options.text_bytes)
                 measuring = measure_all(work, meters, log_dir, options.timeout, deadline)
-                measurements = run_on_uvloop(measuring)
+                measurements: list[Measurement] = run_on_uvloop(measuring)
                 notes = notes_on(measurements, servers)
         except (BenchError, OSError, ConnectionClosed, RedisError) as error:
             raise BenchError(f"{error}{''.join(log_tail(server) for server in servers)}") from None
