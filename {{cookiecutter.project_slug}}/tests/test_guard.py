@@ -96,11 +96,14 @@ def test_connection_limit_counts_up_to_its_maximum() -> None:
     assert limit.count == 2
 
 
-def test_a_held_place_is_released_after_and_none_is_held_at_the_cap() -> None:
+def test_a_place_is_given_back_after_and_none_is_taken_at_the_cap() -> None:
     limit = ConnectionLimit(1)
-    with limit.held() as first:
+    with limit.place() as first:
         assert first
-        with limit.held() as second:
+        with limit.place() as second:
             assert not second
         assert limit.count == 1
+    assert limit.count == 0
+    with pytest.raises(ConnectionError, match="gone"), limit.place():
+        raise ConnectionError("gone")  # given back however the connection ends
     assert limit.count == 0

@@ -61,9 +61,12 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployed(tmp_path: Path, redis: RedisServer | RedisCluster) -> Iterator[Deployment]:
+def deployed(
+    tmp_path: Path, redis: RedisServer | RedisCluster, url: str | None = None
+) -> Iterator[Deployment]:
+    """Two servers on ``redis``, reached at ``url`` (its own by default)."""
     names = Names(f"test-{time.monotonic_ns()}")
-    env = {"REDIS_URL": redis.url, "REDIS_PREFIX": names.prefix, "WORKERS": "1"}
+    env = {"REDIS_URL": url or redis.url, "REDIS_PREFIX": names.prefix, "WORKERS": "1"}
     env |= {"RATE_LIMIT": "1000", "RATE_BURST": "1000"}  # traffic is what these tests count
     with contextlib.ExitStack() as started:
         servers = []
@@ -189,6 +192,27 @@ def test_the_last_member_leaving_ends_the_subscription(anywhere: Deployment) -> 
         assert broker_report(one)["channels"] == 0
     wait_until(lambda: subscribers(redis, channel) == 0)
     assert broker_report(two)["channels"] == 0
+
+
+def test_without_sharded_pub_sub_plain_pub_sub_carries_the_rooms(
+    tmp_path: Path, single: RedisServer
+) -> None:
+    """A Redis user that may not use sharded pub/sub (as on Redis 6) gets plain pub/sub."""
+    user = f"plain{time.monotonic_ns()}"
+    with redis_client.Redis(port=single.port) as admin:
+        admin.acl_setuser(user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"])
+        admin.execute_command("ACL", "SETUSER", user, "+@all", "-spublish", "-ssubscribe")
+    url = single.url.replace("redis://", f"redis://{user}:pw@")
+    with deployed(tmp_path, single, url) as deployment:
+        one, two = deployment.one, deployment.two
+        assert broker_report(one)["pubsub"] == "plain"
+        with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+            assert alice.join("plain")["members"] == 1
+            assert bob.join("plain")["members"] == 2
+            assert alice.expect("presence")["members"] == 2
+            alice.send(type="message", room="plain", text="no shards")
+            assert bob.expect("message")["text"] == "no shards"
+            assert alice.expect("message")["text"] == "no shards"
 
 
 def test_a_master_that_restarts_empty_gets_its_rooms_back(

@@ -7,7 +7,7 @@ environment) or ``uvicorn {{ cookiecutter.package_name }}.asgi:app``.
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import falcon
@@ -19,7 +19,6 @@ from .config import Settings
 from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .guard import Authenticate
-from .limits import ConnectionLimit
 from .routes import Echo, Health, Index, Part, Rooms, Services, add_routes
 from .uvicorn_websocket import SEND_NOWAIT
 
@@ -99,16 +98,14 @@ class BrokerLifespan:
             await stopping
 
 
-@contextlib.asynccontextmanager
-async def accepted(ws: falcon.asgi.WebSocket, connections: ConnectionLimit) -> AsyncIterator[bool]:
-    """Accept the handshake: True while the connection holds its place under the
-    process's cap, False if it is at its cap (closed at once: 1013)."""
+async def accept(ws: falcon.asgi.WebSocket, admitted: bool) -> bool:
+    """Accept the handshake, and close the connection at once (1013) if the process had
+    no place for it; return ``admitted``."""
     await ws.accept()
-    with connections.held() as admitted:
-        if not admitted:
-            with contextlib.suppress(falcon.WebSocketDisconnected):
-                await ws.close(*AT_CAPACITY)
-        yield admitted
+    if not admitted:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            await ws.close(*AT_CAPACITY)
+    return admitted
 
 
 class WebSocketOnly:
@@ -130,11 +127,13 @@ class HealthResource(Health):
 
 class EchoResource(WebSocketOnly, Echo):
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
-        async with accepted(ws, self.services.connections) as admitted:
+        with self.services.connections.place() as admitted:
+            if not await accept(ws, admitted):
+                return
             # receive_media() takes either frame type; the raw handlers
             # installed by App hand back str or bytes as sent.
             with contextlib.suppress(falcon.WebSocketDisconnected):
-                while admitted:
+                while True:
                     message = await ws.receive_media()
                     if isinstance(message, str):
                         await ws.send_text(message)
@@ -191,30 +190,28 @@ class RoomsResource(WebSocketOnly, Rooms):
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         # Where the server offers it (uvicorn_websocket.py does): a send that needs no task.
         send_nowait = req.scope.get("extensions", {}).get(SEND_NOWAIT, {}).get("send")
-        async with accepted(ws, self.services.connections) as admitted:
-            if admitted:
-                outbox = AsyncioOutbox(self.services.settings.outbox_size, send_nowait)
-                await self._serve(ws, outbox)
-
-    async def _serve(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
-        session = Session(self.services.hub, self.services.broker, outbox)
-        tasks = {
-            asyncio.create_task(self._send_frames(ws, outbox)),
-            asyncio.create_task(self._receive_frames(ws, session)),
-        }
-        try:
-            await asyncio.wait({*tasks, outbox.ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            session.end()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if outbox.closed:
-            flush = asyncio.create_task(self._send_queued(ws, outbox))
-            await asyncio.wait({flush}, timeout=FLUSH_TIMEOUT)
-            flush.cancel()
-            with contextlib.suppress(falcon.WebSocketDisconnected):
-                await ws.close(outbox.close_code, outbox.close_reason)
+        with self.services.connections.place() as admitted:
+            if not await accept(ws, admitted):
+                return
+            outbox = AsyncioOutbox(self.services.settings.outbox_size, send_nowait)
+            session = Session(self.services.hub, self.services.broker, outbox)
+            tasks = {
+                asyncio.create_task(self._send_frames(ws, outbox)),
+                asyncio.create_task(self._receive_frames(ws, session)),
+            }
+            try:
+                await asyncio.wait({*tasks, outbox.ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                session.end()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if outbox.closed:
+                flush = asyncio.create_task(self._send_queued(ws, outbox))
+                await asyncio.wait({flush}, timeout=FLUSH_TIMEOUT)
+                flush.cancel()
+                with contextlib.suppress(falcon.WebSocketDisconnected):
+                    await ws.close(outbox.close_code, outbox.close_reason)
 
     async def _send_queued(self, ws: falcon.asgi.WebSocket, outbox: AsyncioOutbox) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
-from collections.abc import Iterator
 
 
 class Verdict(enum.Enum):
@@ -73,14 +71,30 @@ class ConnectionLimit:
         """Count one connection fewer."""
         self.count -= 1
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[bool]:
-        """True while one more connection is counted (it is released after), False
-        if the cap is reached."""
-        if not self.acquire():
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            self.release()
+    def place(self) -> Place:
+        """A connection's place under this cap, for a ``with`` block (see :class:`Place`)."""
+        return Place(self)
+
+
+class Place:
+    """One connection's place under a :class:`ConnectionLimit`, as a context manager:
+    True inside if a place was free (and given back on the way out), False at the cap.
+
+    A class, not a generator: it is held for as long as its connection lasts, and a
+    generator's frame would be held, in memory, with it.
+    """
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: ConnectionLimit) -> None:
+        self.limit = limit
+        self.held = False
+
+    def __enter__(self) -> bool:
+        self.held = self.limit.acquire()
+        return self.held
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.held:
+            self.held = False
+            self.limit.release()

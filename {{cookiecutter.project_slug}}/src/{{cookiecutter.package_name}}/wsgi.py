@@ -10,7 +10,6 @@ serves no websocket at all.
 """
 
 import contextlib
-from collections.abc import Iterator
 
 import falcon
 import gevent
@@ -22,7 +21,6 @@ from .connection import AT_CAPACITY, FLUSH_TIMEOUT, BoundedOutbox, Session
 from .errors import upgrade_required
 from .gevent_websocket import ACCEPT_WEBSOCKET, WebSocket, text_frame
 from .guard import Authenticate
-from .limits import ConnectionLimit
 from .routes import Echo, Health, Index, Part, Rooms, Services, add_routes
 
 
@@ -34,10 +32,9 @@ class GuardMiddleware(Part):
             self.services.guard.check(req)
 
 
-@contextlib.contextmanager
-def accepted(req: falcon.Request, connections: ConnectionLimit) -> Iterator[WebSocket | None]:
-    """Accept the handshake: the websocket, holding its place under the process's
-    cap while in use; None if it is at its cap (the socket is closed: 1013).
+def accept(req: falcon.Request, admitted: bool) -> WebSocket | None:
+    """Accept the handshake: the websocket, or None if the process had no place for it
+    (the socket is closed at once: 1013).
 
     Raises:
         falcon.HTTPError: 426 for a plain GET, which asked for no websocket.
@@ -46,10 +43,9 @@ def accepted(req: falcon.Request, connections: ConnectionLimit) -> Iterator[WebS
     if accept_websocket is None:
         raise upgrade_required()
     ws: WebSocket = accept_websocket()
-    with connections.held() as admitted:
-        if not admitted:
-            ws.close(*AT_CAPACITY)
-        yield ws if admitted else None
+    if not admitted:
+        ws.close(*AT_CAPACITY)
+    return ws if admitted else None
 
 
 class IndexResource(Index):
@@ -65,9 +61,10 @@ class HealthResource(Health):
 class EchoResource(Echo):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         # WebSocketError: the peer vanished while its echo was on the way.
-        with accepted(req, self.services.connections) as ws, contextlib.suppress(WebSocketError):
+        with self.services.connections.place() as admitted, contextlib.suppress(WebSocketError):
             # receive() gives str for text, bytes for binary, None once the peer
             # is gone; the worker ignores this responder's status and body.
+            ws = accept(req, admitted)
             while ws is not None and (message := ws.receive()) is not None:
                 ws.send(message, binary=not isinstance(message, str))
 
@@ -126,36 +123,36 @@ class ConnectionEnded(BaseException):
 
 class RoomsResource(Rooms):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with accepted(req, self.services.connections) as ws:
-            if ws is not None:
-                self._serve(ws, GeventOutbox(self.services.settings.outbox_size, ws))
+        with self.services.connections.place() as admitted:
+            if (ws := accept(req, admitted)) is None:
+                return
+            outbox = GeventOutbox(self.services.settings.outbox_size, ws)
+            session = Session(self.services.hub, self.services.broker, outbox)
+            # This greenlet receives (no greenlet of its own for that: each holds a
+            # stack). The outbox ending the connection interrupts the receiving, as
+            # gevent.Timeout interrupts what it guards.
+            receiver, receiving = gevent.getcurrent(), True
 
-    def _serve(self, ws: WebSocket, outbox: GeventOutbox) -> None:
-        session = Session(self.services.hub, self.services.broker, outbox)
-        # This greenlet receives (no greenlet of its own for that: each holds a
-        # stack). The outbox ending the connection interrupts the receiving, as
-        # gevent.Timeout interrupts what it guards.
-        receiver, receiving = gevent.getcurrent(), True
+            def interrupt(_: object) -> None:
+                if receiving:
+                    receiver.throw(ConnectionEnded)
 
-        def interrupt(_: object) -> None:
-            if receiving:
-                receiver.throw(ConnectionEnded)
-
-        outbox.ended.rawlink(interrupt)
-        try:
-            with contextlib.suppress(ConnectionEnded):
-                while (frame := ws.receive()) is not None and session.receive(frame):
-                    gevent.sleep(0)  # the senders' turn
-        finally:
-            receiving = False
-            outbox.ended.unlink(interrupt)
-            session.end()
-            outbox.stop_sending()
-        if outbox.closed:
-            with contextlib.suppress(gevent.Timeout, WebSocketError), gevent.Timeout(FLUSH_TIMEOUT):
-                while outbox.frames:
-                    ws.send(outbox.frames.popleft())
-            ws.close(outbox.close_code, outbox.close_reason)
+            outbox.ended.rawlink(interrupt)
+            try:
+                with contextlib.suppress(ConnectionEnded):
+                    while (frame := ws.receive()) is not None and session.receive(frame):
+                        gevent.sleep(0)  # the senders' turn
+            finally:
+                receiving = False
+                outbox.ended.unlink(interrupt)
+                session.end()
+                outbox.stop_sending()
+            if outbox.closed:
+                timeout = gevent.Timeout(FLUSH_TIMEOUT)
+                with contextlib.suppress(gevent.Timeout, WebSocketError), timeout:
+                    while outbox.frames:
+                        ws.send(outbox.frames.popleft())
+                ws.close(outbox.close_code, outbox.close_reason)
 
 
 class App(falcon.App[falcon.Request, falcon.Response]):
