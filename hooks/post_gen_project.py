@@ -31,6 +31,7 @@ WSGI_FILES = (
     "tests/test_gevent_websocket.py",
 )
 REDIS_FILES = (
+    "src/{package}/redis_alone.py",
     "src/{package}/redis_layout.py",
     "src/{package}/redis_pubsub.py",
     "src/{package}/redis_asyncio.py",

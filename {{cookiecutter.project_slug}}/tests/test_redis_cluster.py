@@ -238,10 +238,8 @@ def test_a_master_that_restarts_empty_gets_its_rooms_back(
         assert last_message(bob) == "back again"
 
 
-def test_members_of_a_process_that_died_stop_counting_on_a_cluster(
-    on_cluster: Deployment,
-) -> None:
-    one, two = on_cluster.one, on_cluster.two
+def test_members_of_a_process_that_died_stop_counting(anywhere: Deployment) -> None:
+    one, two = anywhere.one, anywhere.two
     with RoomsClient(one.ws_url) as alice:
         alice.join("wake")
         bob = RoomsClient(two.ws_url)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from {{ cookiecutter.package_name }}.broker import drive
+from {{ cookiecutter.package_name }}.redis_alone import HELD_PRESENCES
 from {{ cookiecutter.package_name }}.redis_layout import PUBLISH_SHA, RECOUNT_SHA, SEPARATOR, Names
 from {{ cookiecutter.package_name }}.redis_pubsub import (
-    HELD_PRESENCES,
     Execute,
     Io,
     Subscribe,
@@ -30,6 +31,22 @@ from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Recount
 from tests.test_rooms import RecordingOutbox
 
 
+class AtOnce:
+    """A broker's queue that carries out what is submitted at once, in this process."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+
+    def put_nowait(self, effects: list[Effect], /) -> None:
+        self.process.alone(effects)
+
+    def get_nowait(self) -> list[Effect]:
+        raise AssertionError("nothing is ever queued")
+
+    def empty(self) -> bool:
+        return True
+
+
 class Process:
     """One server process's hub and its broker's bookkeeping; ``others`` members of each
     room are in other processes."""
@@ -37,8 +54,9 @@ class Process:
     def __init__(self, others: int = 0) -> None:
         self.others = others
         self.hub = Hub(rate_limit=1_000_000, rate_burst=1_000_000)
-        self.subscriber = Subscriber(self.hub, "redis://127.0.0.1:6379/0", "test")
-        self.subscriber.on_frames = self.alone  # type: ignore[method-assign]
+        flags = threading.Event(), threading.Event()
+        url = "redis://127.0.0.1:6379/0"
+        self.subscriber = Subscriber(self.hub, url, "test", AtOnce(self), *flags)
         self.asked: list[Io] = []  # what the batches asked of Redis, in order
         self.failure: Exception | None = None  # what the next round trip fails with
 
@@ -58,7 +76,7 @@ class Process:
 
     def alone(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as a broker does while Redis cannot serve it."""
-        drive(self.hub, effects, self.subscriber.carry_locally)
+        drive(self.hub, effects, self.subscriber.alone.carry)
 
     def through_redis(self, effects: list[Effect]) -> None:
         """Carry out ``effects`` as both brokers do (:meth:`Subscriber.work`), with
@@ -217,7 +235,7 @@ def test_a_failed_round_trip_is_carried_out_here_alone() -> None:
         ("message", None),
     ]
     assert [(e["type"], e.get("text")) for e in alice_box.take()] == [("message", "hi")]
-    held = process.subscriber.held()
+    held = process.subscriber.alone.oldest()
     assert isinstance(held, Recount)
     assert [a.skip for a in held.announcements] == [bob, None]  # bob's presence, then the total
 
@@ -289,7 +307,7 @@ def test_a_room_left_by_every_member_here_still_gets_its_departures_announced() 
     process.subscribe()
     process.through_redis(process.join(alice, "lobby"))
     process.alone(process.hub.disconnect(alice))
-    held = process.subscriber.held()
+    held = process.subscriber.alone.oldest()
     assert isinstance(held, Recount)
     assert (held.room, held.local_members) == ("lobby", 0)  # this process's share goes
     assert [a.skip for a in held.announcements] == [alice, None]  # the leave, then the total
@@ -306,7 +324,7 @@ def test_held_presences_are_bounded_and_the_count_still_comes_through() -> None:
         process.alone(process.join(member, "busy"))
         process.alone(process.hub.disconnect(member))
 
-    held = process.subscriber.held()
+    held = process.subscriber.alone.oldest()
     assert isinstance(held, Recount)
     assert len(held.announcements) == HELD_PRESENCES + 1  # the newest, and the joined
     process.subscribe()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 
 import redis.asyncio as redis
@@ -21,25 +20,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
-from .redis_layout import (
-    HEARTBEAT_INTERVAL,
-    SCRIPTS,
-    beat_command,
-    client_options,
-    is_cluster,
-    leave_commands,
-    node_url,
-)
-from .redis_pubsub import (
-    DRAIN_TIMEOUT,
-    LISTENER_BATCH,
-    SUBSCRIBE_TIMEOUT,
-    Command,
-    Execute,
-    Io,
-    Subscribe,
-    Subscriber,
-)
+from . import redis_layout
+from .redis_pubsub import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, Execute, Io, Subscribe, Subscriber
 from .rooms import Effect, Hub
 
 FAILURES = (RedisError, OSError, TimeoutError)
@@ -49,32 +31,14 @@ class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub, on one Redis or a cluster."""
 
     def __init__(self, hub: Hub, url: str, prefix: str) -> None:
-        super().__init__(hub, url, prefix)
-        self.url = url
-        self.redis: redis.Redis | RedisCluster = (
-            RedisCluster.from_url(node_url(url), **client_options(Retry))
-            if is_cluster(url)
-            else redis.Redis.from_url(url, **client_options(Retry))
-        )
         self._jobs: asyncio.Queue[list[Effect]] = asyncio.Queue()
+        self._confirmed, self._broken = asyncio.Event(), asyncio.Event()
+        super().__init__(hub, url, prefix, self._jobs, self._confirmed, self._broken)
+        self.url = url
+        self.redis: redis.Redis | RedisCluster = redis_layout.client(
+            url, redis.Redis, RedisCluster, Retry
+        )
         self._tasks: list[asyncio.Task[None]] = []
-        self._pubsubs: dict[str, PubSub] = {}  # node name ("" for one Redis) -> subscriber
-        self._heard: dict[str, float] = {}  # node name -> when its subscriber last sent
-        self._clients: list[redis.Redis] = []  # theirs
-        self._confirmed = asyncio.Event()
-        self._broken = asyncio.Event()  # a round trip failed: subscribe anew
-
-    def submit(self, effects: list[Effect]) -> None:
-        if effects:
-            self._jobs.put_nowait(effects)
-
-    on_frames = submit
-
-    def on_confirmed(self) -> None:
-        self._confirmed.set()
-
-    def on_broken(self) -> None:
-        self._broken.set()
 
     def start(self) -> None:
         loops = (self._listen, self._work, self._beat)
@@ -88,17 +52,13 @@ class RedisBroker(Subscriber):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(*FAILURES):
-            rooms = self.hub.local_rooms()
-            await self._execute([c for room in rooms for c in leave_commands(self.names, room)])
+            await self._execute(self.leaving())
         await self._close_subscribers()
         await self.redis.aclose()
 
     async def _work(self) -> None:
         while True:
-            batches = [await self._jobs.get()]
-            while not self._jobs.empty():
-                batches.append(self._jobs.get_nowait())
-            effects = [effect for batch in batches for effect in batch]
+            count, effects = self.batch(await self._jobs.get())
             try:
                 steps = self.work(effects)
                 with contextlib.suppress(StopIteration):
@@ -108,7 +68,7 @@ class RedisBroker(Subscriber):
             except Exception:
                 self.on_effects_failed(effects)
             finally:
-                for _ in batches:
+                for _ in range(count):
                     self._jobs.task_done()
 
     async def _carry(self, io: Io) -> object:
@@ -119,9 +79,7 @@ class RedisBroker(Subscriber):
             if isinstance(io, Subscribe):
                 await self._subscribe(io.channels)
             else:
-                for channel in io.channels:
-                    pubsub = self.subscriber_of(channel)
-                    await (pubsub.sunsubscribe if self.sharded else pubsub.unsubscribe)(channel)
+                await self._unsubscribe(io.channels)
         except FAILURES as error:
             return error
         return None
@@ -135,28 +93,25 @@ class RedisBroker(Subscriber):
         if self.confirming:
             await asyncio.wait_for(self._confirmed.wait(), SUBSCRIBE_TIMEOUT)
 
-    async def _execute(self, commands: Sequence[Command]) -> list[object]:
-        if len(commands) == 1:  # no pipeline for one: the usual case when nothing queues
-            try:
-                return [await self.redis.execute_command(*commands[0])]
-            except ResponseError as error:
-                return [error]
-        if not commands:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute(raise_on_error=False))
+    async def _unsubscribe(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            pubsub = self.subscriber_of(channel)
+            await (pubsub.sunsubscribe if self.sharded else pubsub.unsubscribe)(channel)
 
-    def subscriber_of(self, channel: str) -> PubSub:
-        """The subscriber connection of the node that carries ``channel``."""
-        node = None
-        if isinstance(self.redis, RedisCluster):
-            node = self.redis.get_node_from_key(channel)
-        pubsub = self._pubsubs.get("" if node is None else node.name)
-        if pubsub is None:  # the cluster moved the slot to a node it did not have
-            raise ConnectionError(f"no subscriber connection to the node of {channel}")
-        return pubsub
+    async def _execute(self, commands: Sequence[redis_layout.Command]) -> list[object]:
+        """Each command's reply or error; one command goes without a pipeline."""
+        if len(commands) > 1:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute(raise_on_error=False))
+        replies: list[object] = []
+        for command in commands:
+            try:
+                replies.append(await self.redis.execute_command(*command))
+            except ResponseError as error:
+                replies.append(error)
+        return replies
 
     async def _listen(self) -> None:
         failures = 0
@@ -165,7 +120,8 @@ class RedisBroker(Subscriber):
                 self._broken.clear()
                 await self._connect()
                 readers: list[asyncio.Task[object]] = [
-                    asyncio.create_task(self._read(*node)) for node in self._pubsubs.items()
+                    asyncio.create_task(self._read(node, pubsub))
+                    for node, (_, pubsub) in self.subscribers.items()
                 ]
                 readers.append(asyncio.create_task(self._broken.wait()))
                 try:
@@ -188,54 +144,38 @@ class RedisBroker(Subscriber):
         """Load the scripts, learn the pub/sub Redis offers, and open a subscriber
         connection to each node, subscribed to this process's control channel."""
         await self._close_subscribers()
-        addresses: list[str | None] = [None]
+        nodes: list[str | None] = [None]
         if isinstance(self.redis, RedisCluster):
             await self.redis.nodes_manager.initialize()
-            addresses = [node.name for node in self.redis.get_primaries()]
-        for script in SCRIPTS:
+            nodes = [node.name for node in self.redis.get_primaries()]
+        for script in redis_layout.SCRIPTS:
             await self.redis.script_load(script)
-        try:
-            await self.redis.execute_command("SPUBLISH", self.names.control, "")
-            self.sharded = True
-        except ResponseError:  # Redis < 7, or a user that may not use it
-            self.sharded = False
-        for address in addresses:
-            client = redis.Redis.from_url(node_url(self.url, address), **client_options(Retry, 0))
-            pubsub = self._pubsubs[address or ""] = client.pubsub()
-            self._heard[address or ""] = time.monotonic()
-            self._clients.append(client)
+        self.sharded = self.offers_sharded(await self._execute([self.probe]))
+        for node in nodes:
+            client = redis_layout.subscriber_client(self.url, node, redis.Redis, Retry)
+            pubsub = client.pubsub()
+            self.add_subscriber(node or "", client, pubsub)
             await pubsub.subscribe(self.names.control)
-            confirmation = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-            self.check_subscribed(confirmation)
+            self.check_subscribed(await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT))
 
     async def _close_subscribers(self) -> None:
-        pubsubs, self._pubsubs, self._heard = list(self._pubsubs.values()), {}, {}
-        clients, self._clients = self._clients, []
-        for pubsub in pubsubs:
+        for client, pubsub in self.take_subscribers():
             with contextlib.suppress(*FAILURES):
                 await pubsub.aclose()
-        for client in clients:
-            with contextlib.suppress(*FAILURES):
                 await client.aclose()
 
     async def _read(self, node: str, pubsub: PubSub) -> object:
-        handed = 0
         while True:
-            message = await pubsub.get_message(timeout=None)  # see SUBSCRIBER_TIMEOUT
-            self._heard[node] = time.monotonic()
-            if message is not None and self.on_pubsub(message):
-                handed += 1
-                if handed == LISTENER_BATCH:
-                    handed = 0
-                    await asyncio.sleep(0)
+            # No timeout to set up for each frame: see SUBSCRIBER_TIMEOUT.
+            if self.on_read(node, await pubsub.get_message(timeout=None)):
+                await asyncio.sleep(0)  # the connections' turn to send
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            self.check_heard(self._heard, time.monotonic())
-            if self.subscribed:
-                rooms = self.hub.local_rooms()
+            await asyncio.sleep(redis_layout.HEARTBEAT_INTERVAL)
+            commands = self.heartbeat()
+            if commands is not None:
                 with contextlib.suppress(*FAILURES):
-                    for pubsub in list(self._pubsubs.values()):
+                    for _, pubsub in list(self.subscribers.values()):
                         await pubsub.ping()
-                    await self._execute([beat_command(self.names, room) for room in rooms])
+                    await self._execute(commands)

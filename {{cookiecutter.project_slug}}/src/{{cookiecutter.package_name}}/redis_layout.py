@@ -19,6 +19,7 @@ from typing import Any
 from redis import exceptions
 from redis.backoff import NoBackoff
 
+from .broker import Remote
 from .rooms import Publish, Recount
 
 HEARTBEAT_INTERVAL = 5.0
@@ -98,6 +99,8 @@ RECOUNT_SHA, BEAT_SHA, PUBLISH_SHA = (
 """What ``EVALSHA`` names them by: Redis's own digest of each script."""
 
 SEPARATOR = "\x00"  # appears in neither room names nor connection ids
+Command = tuple[str | int, ...]
+"""One Redis command, as its words."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,7 @@ def decode_envelope(data: str) -> Publish:
     return Publish(room, frame, skip or None, only or None)
 
 
-def publish_command(
-    names: Names, publishes: Sequence[Publish], sharded: bool
-) -> tuple[str | int, ...]:
+def publish_command(names: Names, publishes: Sequence[Publish], sharded: bool) -> Command:
     """The command that publishes ``publishes``, all in one room, in order, on its channel."""
     verb = "SPUBLISH" if sharded else "PUBLISH"
     channel = names.channel(publishes[0].room)
@@ -152,7 +153,7 @@ def publish_command(
     return ("EVALSHA", PUBLISH_SHA, 1, channel, verb, *map(encode_envelope, publishes))
 
 
-def recount_command(names: Names, recount: Recount, sharded: bool) -> tuple[str | int, ...]:
+def recount_command(names: Names, recount: Recount, sharded: bool) -> Command:
     """The ``EVALSHA`` of :data:`RECOUNT_SCRIPT` that carries out ``recount``."""
     room = recount.room
     command: list[str | int] = ["EVALSHA", RECOUNT_SHA, 3]
@@ -169,13 +170,41 @@ def recount_command(names: Names, recount: Recount, sharded: bool) -> tuple[str 
     return tuple(command)
 
 
-def beat_command(names: Names, room: str) -> tuple[str | int, ...]:
+def command(names: Names, group: Sequence[Remote], sharded: bool) -> Command:
+    """The Redis command that carries out a recount, or a room's publishes (:func:`grouped`)."""
+    if isinstance(group[0], Recount):
+        return recount_command(names, group[0], sharded)
+    publishes = [effect for effect in group if isinstance(effect, Publish)]
+    return publish_command(names, publishes, sharded)
+
+
+def grouped(remote: Sequence[Remote]) -> list[list[Remote]]:
+    """``remote`` as one command's worth each: a recount alone, or a room's publishes
+    up to its next recount.
+
+    A room's effects keep their order; those of different rooms go on channels
+    of their own, which keep no order between them anyway.
+    """
+    groups: list[list[Remote]] = []
+    publishing: dict[str, list[Remote]] = {}  # room: the group its publishes join
+    for effect in remote:
+        if isinstance(effect, Recount):
+            publishing.pop(effect.room, None)
+            groups.append([effect])
+        elif (group := publishing.get(effect.room)) is not None:
+            group.append(effect)
+        else:
+            groups.append(publishing.setdefault(effect.room, [effect]))
+    return groups
+
+
+def beat_command(names: Names, room: str) -> Command:
     """The ``EVALSHA`` of :data:`BEAT_SCRIPT` that keeps this process's share of ``room``."""
     keys = (names.members(room), names.expiries(room))
     return ("EVALSHA", BEAT_SHA, 2, *keys, names.process_id, HEARTBEAT_TTL * 1000)
 
 
-def leave_commands(names: Names, room: str) -> list[tuple[str, ...]]:
+def leave_commands(names: Names, room: str) -> list[Command]:
     """The commands that take this process's share out of ``room`` at once."""
     return [
         ("HDEL", names.members(room), names.process_id),
@@ -226,3 +255,18 @@ def client_options(retry: Callable[[NoBackoff, int], object], retries: int = 1) 
         "retry": retry(NoBackoff(), retries),
         "retry_on_error": [exceptions.ConnectionError, exceptions.TimeoutError],
     }
+
+
+def client(url: str, single: Any, cluster: Any, retry: Callable[[NoBackoff, int], object]) -> Any:
+    """A client of the Redis at ``url``: ``single`` (redis-py's ``Redis``, sync or asyncio)
+    or, for a cluster's URL, ``cluster`` (its ``RedisCluster``), with ``retry`` (its ``Retry``)."""
+    options = client_options(retry)
+    if is_cluster(url):
+        return cluster.from_url(node_url(url), **options)
+    return single.from_url(url, **options)
+
+
+def subscriber_client(url: str, node: str | None, single: Any, retry: Any) -> Any:
+    """A client (``single``, redis-py's ``Redis``) for a subscriber connection to ``node``
+    (``host:port``) of the Redis at ``url``, or to that Redis itself; never retried."""
+    return single.from_url(node_url(url, node), **client_options(retry, 0))

@@ -17,23 +17,28 @@ through Redis once it is subscribed again, with the room's real total.
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+import time
+from collections import Counter
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from redis import exceptions
 from redis.backoff import EqualJitterBackoff
 
-from .broker import Remote, drive, locally
+from .broker import Remote, drive
+from .redis_alone import ServedAlone
 from .redis_layout import (
+    Command,
     Names,
+    beat_command,
+    command,
     decode_envelope,
-    publish_command,
-    recount_command,
+    grouped,
+    leave_commands,
     redacted,
 )
-from .rooms import Announcement, Effect, Hub, Publish, Recount
+from .rooms import Effect, Hub, Recount
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +56,6 @@ each subscriber connection, which answers when it is alive."""
 LISTENER_BATCH = 32
 """Frames a listener hands out before it lets the connections send: without a
 pause a burst larger than an outbox would close readers that keep up."""
-HELD_PRESENCES = 256
-"""Presences held per room while Redis is away; older ones are dropped (the counts
-are not lost: what is sent once it is back carries the room's total)."""
-HELD_ROOMS = 10_000
-"""Rooms whose presences are held while Redis is away; more are not held, and the
-other processes' members of those rooms keep an old count until their next change."""
-
-Command = tuple[str | int, ...]
-"""One Redis command, as its words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +88,45 @@ Io = Subscribe | Unsubscribe | Execute
 """What a batch asks of the broker's I/O."""
 
 
+class Jobs(Protocol):
+    """A broker's queue of submitted effects, of its own concurrency library."""
+
+    def put_nowait(self, item: list[Effect], /) -> None: ...
+
+    def get_nowait(self) -> list[Effect]: ...
+
+    def empty(self) -> bool: ...
+
+
+class Flag(Protocol):
+    """An event a broker waits on, of its own concurrency library."""
+
+    def set(self) -> None: ...
+
+
 class Subscriber:
-    """The bookkeeping of a Redis broker: the brokers add the clients, the tasks or
-    greenlets, and the waiting.
+    """The bookkeeping of a Redis broker: the brokers add the clients (:attr:`redis`, for
+    commands), the tasks or greenlets, and the waiting.
 
     :meth:`work` carries out a batch of effects and yields the I/O it needs
     (:data:`Io`). Until subscribed, a broker serves this process's members on
     its own and :meth:`not_ready` says why.
     """
 
-    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+    redis: Any
+
+    def __init__(
+        self, hub: Hub, url: str, prefix: str, jobs: Jobs, confirmed: Flag, broken: Flag
+    ) -> None:
+        """``jobs``: the broker's queue of effects to carry out; ``confirmed``: set once
+        every subscription asked for is confirmed; ``broken``: set when the listener
+        must subscribe anew."""
+        self.jobs, self.confirmed, self.broken = jobs, confirmed, broken
+        # The subscriber connections: node name ("" for one Redis) -> its client and
+        # pub/sub, and when it last sent anything.
+        self.subscribers: dict[str, tuple[Any, Any]] = {}
+        self.heard: dict[str, float] = {}
+        self._handed = 0  # frames handed out since the listener last let the others run
         self.hub = hub
         self.names = Names(prefix)
         self.where = redacted(url)
@@ -115,8 +140,7 @@ class Subscriber:
         # confirmation has not come back.
         self.confirming: set[str] = set()
         self._leaving: Counter[str] = Counter()
-        # Per room, the presences that could not go through Redis yet.
-        self._held: dict[str, deque[Announcement]] = {}
+        self.alone = ServedAlone(hub)  # what it does while Redis cannot serve
 
     def not_ready(self) -> str | None:
         return None if self.subscribed else self.problem
@@ -133,12 +157,12 @@ class Subscriber:
         """Carry out ``effects`` (:func:`broker.carry_out`), through Redis where it serves.
 
         Every publish and recount they lead to goes to Redis in one round trip,
-        after the held presences (:meth:`carry_locally`); they keep their order.
+        after the held presences (``redis_alone.py``); they keep their order.
         """
         if not self.subscribed:
-            drive(self.hub, effects, self.carry_locally)
+            drive(self.hub, effects, self.alone.carry)
             return
-        remote: list[Remote] = self._take_held()
+        remote: list[Remote] = self.alone.take()
 
         def through_redis(effect: Remote) -> list[Effect]:
             remote.append(effect)
@@ -153,8 +177,8 @@ class Subscriber:
                 self._forget(channels)
                 self._fail(remote, failure)
                 return
-        groups = self._grouped(remote)
-        replies = yield Execute(tuple(self.command(group) for group in groups))
+        groups = grouped(remote)
+        replies = yield Execute(tuple(command(self.names, g, self.sharded) for g in groups))
         if isinstance(replies, Exception):
             self._fail(remote, replies)
         else:
@@ -168,33 +192,6 @@ class Subscriber:
                 self._fail(failed, next(r for r in replies if isinstance(r, Exception)))
         if channels := self._to_unsubscribe(remote):
             yield Unsubscribe(channels)
-
-    def command(self, group: Sequence[Remote]) -> Command:
-        """The Redis command that carries out a recount, or publishes in one room."""
-        if isinstance(group[0], Recount):
-            return recount_command(self.names, group[0], self.sharded)
-        publishes = [effect for effect in group if isinstance(effect, Publish)]
-        return publish_command(self.names, publishes, self.sharded)
-
-    @staticmethod
-    def _grouped(remote: Sequence[Remote]) -> list[list[Remote]]:
-        """``remote`` as one command's worth each: a recount alone, or a room's publishes
-        up to its next recount.
-
-        A room's effects keep their order; those of different rooms go on channels
-        of their own, which keep no order between them anyway.
-        """
-        groups: list[list[Remote]] = []
-        publishing: dict[str, list[Remote]] = {}  # room: the group its publishes join
-        for effect in remote:
-            if isinstance(effect, Recount):
-                publishing.pop(effect.room, None)
-                groups.append([effect])
-            elif (group := publishing.get(effect.room)) is not None:
-                group.append(effect)
-            else:
-                groups.append(publishing.setdefault(effect.room, [effect]))
-        return groups
 
     def _to_subscribe(self, remote: Sequence[Remote]) -> tuple[str, ...]:
         """The channels of ``remote``'s rooms that have members here and no subscription."""
@@ -245,22 +242,80 @@ class Subscriber:
             if channel == self.names.control:
                 return False
             self.frames_received += 1
-            self.on_frames(self._fan_out(message["data"]))
+            self.submit(self._fan_out(message["data"]))
             return True
         if kind in ("ssubscribe", "subscribe"):
             self.confirming.discard(channel)
             if not self.confirming:
-                self.on_confirmed()
+                self.confirmed.set()
         elif kind in ("sunsubscribe", "unsubscribe"):
             self._on_unsubscribed(channel)
         return False
 
-    def on_frames(self, effects: list[Effect]) -> None:
-        """What handing out a frame caused (a slow reader dropped, say): the broker
-        carries it out after what it was given before."""
+    def submit(self, effects: list[Effect]) -> None:
+        """Carry out ``effects`` (now or soon, in order) without blocking the caller."""
+        if effects:
+            self.jobs.put_nowait(effects)
 
-    def on_confirmed(self) -> None:
-        """Every subscription asked for is confirmed: the broker wakes whoever waits."""
+    def batch(self, first: list[Effect]) -> tuple[int, list[Effect]]:
+        """``first`` and every submission queued behind it: how many, and their effects."""
+        batches = [first]
+        while not self.jobs.empty():
+            batches.append(self.jobs.get_nowait())
+        return len(batches), [effect for batch in batches for effect in batch]
+
+    def add_subscriber(self, node: str, client: object, pubsub: object) -> None:
+        """A new subscriber connection to ``node`` (its client and pub/sub)."""
+        self.subscribers[node] = (client, pubsub)
+        self.heard[node] = time.monotonic()
+
+    def take_subscribers(self) -> list[tuple[Any, Any]]:
+        """Forget every subscriber connection; the broker closes those returned."""
+        taken = list(self.subscribers.values())
+        self.subscribers.clear()
+        self.heard.clear()
+        return taken
+
+    def subscriber_of(self, channel: str) -> Any:
+        """The pub/sub of the node that carries ``channel``."""
+        client_and_pubsub = self.subscribers.get(self.node_of(channel))
+        if client_and_pubsub is None:  # the cluster moved the slot to a node it lacked
+            raise exceptions.ConnectionError(f"no subscriber connection for {channel}")
+        return client_and_pubsub[1]
+
+    def node_of(self, channel: str) -> str:
+        """The name of the node that carries ``channel``: "" for one Redis."""
+        owner = getattr(self.redis, "get_node_from_key", None)  # a cluster client's
+        node = None if owner is None else owner(channel)
+        return "" if node is None else str(node.name)
+
+    def on_read(self, node: str, message: dict[str, Any] | None) -> bool:
+        """A subscriber connection read ``message`` (None: nothing for the broker). True
+        when the listener should let the connections send before it reads on."""
+        self.heard[node] = time.monotonic()
+        if message is None or not self.on_pubsub(message):
+            return False
+        self._handed = (self._handed + 1) % LISTENER_BATCH
+        return self._handed == 0
+
+    def leaving(self) -> list[Command]:
+        """The commands that take this process's shares out of every room at once."""
+        return [c for room in self.hub.local_rooms() for c in leave_commands(self.names, room)]
+
+    def heartbeat(self) -> list[Command] | None:
+        """Every ``HEARTBEAT_INTERVAL``: None if not subscribed (after making the
+        subscriptions anew if a subscriber went silent); else the commands that keep
+        this process's shares of its rooms alive. The broker pings each subscriber too."""
+        cutoff = time.monotonic() - SUBSCRIBER_TIMEOUT
+        silent = [node or "Redis" for node, at in self.heard.items() if at < cutoff]
+        if silent and self.subscribed:
+            self.subscribed = False
+            self.problem = f"Redis at {silent[0]} silent for {SUBSCRIBER_TIMEOUT:g} s"
+            log.warning("%s: subscribing anew", self.problem)
+            self.broken.set()
+        if not self.subscribed:
+            return None
+        return [beat_command(self.names, room) for room in self.hub.local_rooms()]
 
     def _on_unsubscribed(self, channel: str) -> None:
         """Redis says ``channel`` is no longer subscribed; raise if it was not asked to
@@ -279,50 +334,9 @@ class Subscriber:
         log.warning("Redis failed (%s): serving this process's members only", error)
         self.subscribed = False
         self.problem = f"Redis at {self.where} failed: {error}"
-        self.on_broken()
+        self.broken.set()
         for effect in remote:
-            drive(self.hub, self.carry_locally(effect), self.carry_locally)
-
-    def carry_locally(self, effect: Publish | Recount) -> list[Effect]:
-        """Carry out ``effect`` in this process alone, while Redis cannot.
-
-        A publish reaches this process's members. Of a recount, the ``joined``
-        for a joining member goes out now, so that the join completes; the
-        presences are held (see :meth:`_take_held`): the other processes cannot
-        get them yet, and a count of this process alone would be wrong for
-        everyone. A ``joined`` for a whole room waits for the next one.
-        """
-        if isinstance(effect, Publish):
-            return locally(self.hub, effect)
-        presences = [a for a in effect.announcements if a.skip is not None]
-        if presences and (effect.room in self._held or len(self._held) < HELD_ROOMS):
-            self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES)).extend(presences)
-        elif presences and len(self._held) == HELD_ROOMS:
-            log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
-            self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
-        joined = tuple(a for a in effect.announcements if a.only is not None)
-        return locally(self.hub, replace(effect, announcements=joined))
-
-    def _take_held(self) -> list[Remote]:
-        """Every room with held presences, as the recount that sends them and a
-        ``joined`` with the room's total to its every member.
-
-        They go through Redis before any other effect once it serves again: so
-        the others get a room's changes in the order they happened, and the
-        members served alone their real count.
-        """
-        held: list[Remote] = [
-            Recount(room, self.hub.members(room), (*presences, self.hub.joined(room)))
-            for room, presences in self._held.items()
-        ]
-        self._held.clear()
-        return held
-
-    def held(self) -> Recount | None:
-        """The oldest room's held presences, as :meth:`_take_held` would send them."""
-        for room, presences in self._held.items():
-            return Recount(room, self.hub.members(room), (*presences, self.hub.joined(room)))
-        return None
+            drive(self.hub, self.alone.carry(effect), self.alone.carry)
 
     def on_subscribed(self) -> list[Effect]:
         """Now subscribed again: a recount of every room with members here or
@@ -339,7 +353,7 @@ class Subscriber:
         self.subscribed = True
         log.info("subscribed to Redis at %s (%s pub/sub)", self.where, self.report()["pubsub"])
         self.hub.forget_pending()
-        held = self._take_held()
+        held = self.alone.take()
         rooms_held = {effect.room for effect in held}
         return [
             *held,
@@ -349,6 +363,16 @@ class Subscriber:
                 if room not in rooms_held
             ),
         ]
+
+    @property
+    def probe(self) -> Command:
+        """The command whose reply says whether Redis offers sharded pub/sub."""
+        return ("SPUBLISH", self.names.control, "")
+
+    @staticmethod
+    def offers_sharded(replies: list[object]) -> bool:
+        """Whether the reply to :attr:`probe` says so (not Redis < 7, nor some ACLs)."""
+        return not isinstance(replies[0], exceptions.ResponseError)
 
     def check_subscribed(self, confirmation: dict[str, Any] | None) -> None:
         """Raise unless ``confirmation`` is Redis's answer to the SUBSCRIBE of the control
@@ -374,16 +398,3 @@ class Subscriber:
     def on_effects_failed(self, effects: list[Effect]) -> None:
         """Carrying out ``effects`` raised: log it with the traceback, and go on."""
         log.exception("effects failed: %r", effects)
-
-    def on_broken(self) -> None:
-        """A round trip failed: the broker's listener subscribes anew."""
-
-    def check_heard(self, heard: dict[str, float], now: float) -> None:
-        """Have the listener subscribe anew if a subscriber connection (``heard``: node
-        name -> when it last sent anything) has been silent too long."""
-        silent = [node or "Redis" for node, at in heard.items() if now - at > SUBSCRIBER_TIMEOUT]
-        if silent and self.subscribed:
-            self.subscribed = False
-            self.problem = f"Redis at {silent[0]} silent for {SUBSCRIBER_TIMEOUT:g} s"
-            log.warning("%s: subscribing anew", self.problem)
-            self.on_broken()

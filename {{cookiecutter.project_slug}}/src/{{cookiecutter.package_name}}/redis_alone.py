@@ -1,0 +1,69 @@
+"""What a Redis broker does while Redis cannot serve it: serve this process's members alone.
+
+A publish reaches this process's members. A join completes with this process's
+count. The presences it could not announce are held, and go through Redis first
+once it serves again, with the room's real total: so the other processes get a
+room's changes in the order they happened, and the members served alone their
+real count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import replace
+
+from .broker import Remote, locally
+from .rooms import Announcement, Effect, Hub, Publish, Recount
+
+log = logging.getLogger(__name__)
+
+HELD_PRESENCES = 256
+"""Presences held per room while Redis is away; older ones are dropped (the counts
+are not lost: what is sent once it is back carries the room's total)."""
+HELD_ROOMS = 10_000
+"""Rooms whose presences are held while Redis is away; more are not held, and the
+other processes' members of those rooms keep an old count until their next change."""
+
+
+class ServedAlone:
+    """The publishes and recounts a process carries out without Redis, and the presences
+    it holds until Redis serves again."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._held: dict[str, deque[Announcement]] = {}  # room: its presences, oldest first
+
+    def carry(self, effect: Publish | Recount) -> list[Effect]:
+        """Carry out ``effect`` in this process alone, while Redis cannot.
+
+        Of a recount, the ``joined`` for a joining member goes out now, so that
+        the join completes; the presences are held: the other processes cannot
+        get them yet, and a count of this process alone would be wrong for
+        everyone. A ``joined`` for a whole room waits for the next one.
+        """
+        if isinstance(effect, Publish):
+            return locally(self.hub, effect)
+        presences = [a for a in effect.announcements if a.skip is not None]
+        if presences and (effect.room in self._held or len(self._held) < HELD_ROOMS):
+            self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES)).extend(presences)
+        elif presences and len(self._held) == HELD_ROOMS:
+            log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
+            self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
+        joined = tuple(a for a in effect.announcements if a.only is not None)
+        return locally(self.hub, replace(effect, announcements=joined))
+
+    def take(self) -> list[Remote]:
+        """Every room with held presences, as the recount that sends them and a
+        ``joined`` with the room's total to its every member; nothing is held after."""
+        held: list[Remote] = [self._recount(room) for room in self._held]
+        self._held.clear()
+        return held
+
+    def oldest(self) -> Recount | None:
+        """The first room's held presences, as :meth:`take` would send them."""
+        return next((self._recount(room) for room in self._held), None)
+
+    def _recount(self, room: str) -> Recount:
+        presences = self._held[room]
+        return Recount(room, self.hub.members(room), (*presences, self.hub.joined(room)))
