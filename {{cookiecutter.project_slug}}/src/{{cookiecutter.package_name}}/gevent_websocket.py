@@ -38,6 +38,7 @@ from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import WebSocket as BaseWebSocket
 
 from .close_codes import CloseCode, may_be_sent_by_peer
+from .write_batches import WriteBatches
 
 ACCEPT_WEBSOCKET = "{{ cookiecutter.package_name }}.accept_websocket"
 """Environ key of the callable that completes a valid handshake: it answers 101
@@ -47,6 +48,8 @@ CLOSE_TIMEOUT = 2.0
 MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
+BATCHES = WriteBatches(lambda write: gevent.get_hub().loop.run_callback(write))
+"""The connections with frames gathered in the hub's current turn: written before it waits."""
 
 
 class MessageTooBig(ProtocolError):  # type: ignore[misc]
@@ -89,7 +92,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         max_message_bytes: Largest message the peer may send.
     """
 
-    __slots__ = ("last_seen", "max_message_bytes", "peer_closed", "torn", "write_lock")
+    __slots__ = ("last_seen", "max_message_bytes", "peer_closed", "pending", "torn", "write_lock")
 
     def __init__(self, environ: Any, stream: Any, handler: Any, max_message_bytes: int) -> None:
         super().__init__(environ, stream, handler)
@@ -100,6 +103,7 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         # A write cut short (a timeout, a killed sender) leaves part of a frame on the
         # wire: whatever followed it would be read as that frame's payload.
         self.torn = False
+        self.pending: list[bytes] | None = None  # frames gathered in this step (write_batches.py)
 
     def receive(self) -> str | bytes | None:
         """The next message: ``str`` for text, ``bytes`` for binary, None once closed.
@@ -217,30 +221,46 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
 
     def send_nowait(self, frame: bytes) -> bool:
         """Send a whole ``frame`` (see :func:`text_frame`) if that needs no waiting:
-        True once it is on its way.
+        True once it is on its way, written with the others of this step
+        (``write_batches.py``).
 
-        False when it would have to wait (another greenlet is writing, or the
-        socket's buffer is full) or cannot go (closed, a frame cut short); the
-        caller then queues it for a greenlet that may wait. A frame the socket
-        takes only in part is finished by a greenlet of its own, which holds the
-        write lock to the end, so that nothing passes it.
+        False when it would have to wait (another greenlet is writing) or cannot
+        go (closed, a frame cut short); the caller then queues it for a greenlet
+        that may wait.
         """
         state: Any = self
-        if state.closed or self.torn or not self.write_lock.acquire(blocking=False):
+        if state.closed or self.torn or self.write_lock.locked():
             return False
+        BATCHES.add(self, frame)
+        return True
+
+    def write_pending(self) -> None:
+        """Write the frames gathered in this step, as far as the socket takes them
+        at once. What it does not take is finished by a greenlet of its own, which
+        holds the write lock to the end, so that nothing passes it."""
+        pending, self.pending = self.pending, None
+        state: Any = self
+        if not pending or state.closed or self.torn:
+            return  # taken by a write under the lock, or nothing may follow any more
+        data = b"".join(pending)
+        if not self.write_lock.acquire(blocking=False):
+            # Not expected: whoever takes the lock takes the pending frames with it.
+            gevent.spawn(self.send_frames, data)
+            return
         try:
-            sent = self._write_now(frame)
-        except OSError:  # the peer is gone
-            sent = 0
-        if not sent:
-            self.write_lock.release()
-            return False
-        if sent == len(frame):
+            sent = self._write_now(data)
+        except OSError:  # the peer is gone: the receiving side finds out
+            sent = len(data)
+        if sent == len(data):
             self.write_lock.release()
         else:
             self.torn = True  # until the rest is out
-            gevent.spawn(self._write_rest, memoryview(frame)[sent:])
-        return True
+            gevent.spawn(self._write_rest, memoryview(data)[sent:])
+
+    def send_frames(self, frames: bytes) -> None:
+        """Send whole frames, waiting for the lock and the socket; nothing if it is closed."""
+        with contextlib.suppress(WebSocketError):
+            self._write_frame(frames, None)
 
     def _write_rest(self, rest: memoryview) -> None:
         state: Any = self
@@ -252,11 +272,16 @@ class WebSocket(BaseWebSocket):  # type: ignore[misc]
         finally:
             self.write_lock.release()
 
-    def _write_frame(self, data: bytes, opcode: int) -> None:
-        frame = server_frame(data, opcode)
+    def _write_frame(self, data: bytes, opcode: int | None) -> None:
+        """Write a frame of ``data`` (``opcode`` None: frames already), after the
+        frames gathered in this step."""
+        frame = data if opcode is None else server_frame(data, opcode)
         with self.write_lock:
             if self.torn:
                 raise WebSocketError("an earlier frame was cut short")
+            if self.pending:
+                frame = b"".join((*self.pending, frame))
+            self.pending = None
             state: Any = self
             self.torn = True  # until the whole frame is out
             try:

@@ -27,6 +27,7 @@ except ImportError:  # websockets built without its C extension
 from websockets.server import ServerProtocol
 
 from .close_codes import CloseCode
+from .write_batches import WriteBatches
 
 SEND_NOWAIT = "{{ cookiecutter.package_name }}.send_nowait"
 """The ASGI scope extension with ``{"send": callable}``: it sends a text frame if
@@ -73,6 +74,8 @@ class ServerConnection(ServerProtocol):
         next(self.parser)
 
 
+BATCHES = WriteBatches(lambda write: asyncio.get_running_loop().call_soon(write))
+"""The connections with frames gathered in the loop's current step."""
 # Messages read ahead of the app before reading pauses (each up to MAX_MESSAGE_BYTES).
 READ_AHEAD = 8
 # Frames up to this size take the short path; a larger one would be gathered
@@ -154,6 +157,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     _request_ended = False
     _request_tail = b""
     _unparsed = b""
+    pending: list[bytes] | None = None  # frames gathered in this loop step (write_batches.py)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -249,13 +253,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def send_nowait(self, text: str) -> bool:
         """Write a text frame now if the connection can take it at once; False if
         it cannot (not open, or paused for writing), for the caller to send it the
-        usual way. A broadcast then writes to each member in turn, no task switch."""
+        usual way. A broadcast then writes to each member in turn, no task switch,
+        and each member's frames of one loop step in one write (``write_batches.py``)."""
         if not self.writes_now:
             return False
-        self.transport.write(text_frame(text))
+        BATCHES.add(self, text_frame(text))
         return True
 
+    def write_pending(self) -> None:
+        """Write the frames gathered in this step, unless a close went out meanwhile."""
+        pending, self.pending = self.pending, None
+        if pending and not self.close_sent and not self.transport.is_closing():
+            self.transport.write(b"".join(pending))
+
     async def send(self, message: Any) -> None:
+        if self.pending:  # what was handed over before goes first
+            self.write_pending()
         if self.close_sent and self.handshake_complete and self.initial_response is None:
             # uvicorn raises RuntimeError for these, as for a bug in the app; but the
             # server closes on its own (a peer's protocol error, shutdown) while the
@@ -322,11 +335,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
         self._note_change()
 
+    def handle_close(self, event: Frame) -> None:
+        if self.pending:  # before the echo of the peer's close
+            self.write_pending()
+        super().handle_close(event)
+
     def keepalive_timeout(self) -> None:
         self.pong_timer = None
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
             return
+        if self.pending:
+            self.write_pending()
         self.conn.fail(CloseCode.GOING_AWAY, "keepalive ping timeout")
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
@@ -335,6 +355,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.handshake_complete or self.close_sent:
             super().shutdown()
             return
+        if self.pending:
+            self.write_pending()
         self.stop_keepalive()
         self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
         self.conn.send_close(CloseCode.GOING_AWAY, "server shutting down")
