@@ -46,6 +46,7 @@ REDIS_FILES = (
     "bench/redis_pubsub.py",
     "bench/redis_receiver.py",
     "bench/redis_reference.py",
+    "bench/redis_relay.py",
     "bench/redis_report.py",
     "bench/redis_scale.py",
     "bench/redis_scale_load.py",

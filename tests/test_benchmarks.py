@@ -45,4 +45,5 @@ def test_make_bench_writes_the_page_and_chart(tmp_path: Path) -> None:
     assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
     if shutil.which("redis-server"):
         assert page.count("| two servers / pipelined reference |") == 2, page
+        assert page.count("| one at a time: project / floor |") == 2, page
         assert page.count("process 0 CPU/s: base") == 2, page

@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,16 +60,28 @@ def server_spec(label: str, redis_url: str) -> ServerSpec:
     return project_spec(label, env, health=True)
 
 
+def relay_spec(label: str, redis_url: str) -> ServerSpec:
+    """One process of the floor, ``bench/redis_relay.py``, on the shared Redis."""
+    command = [sys.executable, "-m", "bench.redis_relay", "--port", "{port}", "--redis", redis_url]
+    return ServerSpec(label, command, str(PROJECT_DIR))
+
+
+SERVERS = (("server 1", server_spec), ("server 2", server_spec))
+RELAYS = (("relay 1", relay_spec), ("relay 2", relay_spec))
+
+
 @contextlib.contextmanager
 def servers_on_redis(
-    labels: Sequence[str], log_dir: Path, started: list[RunningServer]
+    specs: Sequence[tuple[str, Callable[[str, str], ServerSpec]]],
+    log_dir: Path,
+    started: list[RunningServer],
 ) -> Iterator[tuple[str, int]]:
-    """A throwaway ``redis-server``, then a :func:`server_spec` server per label on it, each
-    added to ``started`` once ready (whose logs an error shows); yields Redis's URL and pid."""
+    """A throwaway ``redis-server``, then a server per ``(label, spec)`` on it, each added
+    to ``started`` once ready (whose logs an error shows); yields Redis's URL and pid."""
     with contextlib.ExitStack() as stack:
         redis_url, redis_pid = stack.enter_context(redis_server(log_dir))
-        for label in labels:
-            started.append(stack.enter_context(running(server_spec(label, redis_url), log_dir)))
+        for label, spec in specs:
+            started.append(stack.enter_context(running(spec(label, redis_url), log_dir)))
         yield redis_url, redis_pid
 
 
@@ -109,16 +122,28 @@ class Plan:
     send: Callable[[float], Awaitable[int]]  # (deadline) -> the first send's time in µs
 
 
+TWO_SERVERS = "project, two servers: 1 → Redis → 2"
+ONE_SERVER = "project, one server: 1 → Redis → 1"
+FLOOR = "floor: a bare relay, two processes"
+REFERENCE = "reference: redis-py, pipelined PUBLISH"
+QUIET_TWO_SERVERS = "one at a time: project, two servers"
+QUIET_FLOOR = "one at a time: floor relay"
+QUIET_REFERENCE = "one at a time: reference, redis-py"
+
+
 def plans(
     servers: Sequence[RunningServer], redis_url: str, load: Load, text_bytes: int
 ) -> list[Plan]:
-    """The measurements, in the order they run (the order of the table's rows)."""
-    one, two = servers
+    """The measurements, in the order they run (the order of the table's rows): ``servers``
+    are :data:`SERVERS`' then :data:`RELAYS`'."""
+    one, two, relay_one, relay_two = servers
     quiet = Load(min(load.messages, QUIET_MESSAGES), 1, 1)
 
-    def project(label: str, receiver: RunningServer, room: str, load: Load) -> Plan:
+    def project(
+        label: str, receiver: RunningServer, room: str, load: Load, sender: RunningServer = one
+    ) -> Plan:
         def send(deadline: float) -> Awaitable[int]:
-            return send_through_project(one.ws_url, room, load, text_bytes, deadline)
+            return send_through_project(sender.ws_url, room, load, text_bytes, deadline)
 
         return Plan(label, "project", receiver.ws_url, room, load, send)
 
@@ -131,11 +156,13 @@ def plans(
         return Plan(label, "redis", redis_url, channel, load, send)
 
     return [
-        project("project, two servers: 1 → Redis → 2", two, ACROSS, load),
-        project("project, one server: 1 → Redis → 1", one, WITHIN, load),
-        reference("reference: redis-py, pipelined PUBLISH", load),
-        project("one at a time: project, two servers", two, QUIET, quiet),
-        reference("one at a time: reference, redis-py", quiet),
+        project(TWO_SERVERS, two, ACROSS, load),
+        project(ONE_SERVER, one, WITHIN, load),
+        project(FLOOR, relay_two, ACROSS, load, relay_one),
+        reference(REFERENCE, load),
+        project(QUIET_TWO_SERVERS, two, QUIET, quiet),
+        project(QUIET_FLOOR, relay_two, QUIET, quiet, relay_one),
+        reference(QUIET_REFERENCE, quiet),
     ]
 
 

@@ -5,9 +5,10 @@ Run it from the project root with the project's virtualenv (``make bench``)::
     .venv/bin/python -m bench.redis_pubsub [--messages 20000] [--senders 4] [--text-bytes 32]
                                            [--window 16] [--timeout 300]
 
-It starts a throwaway ``redis-server`` (through ``tests/support/redis_server.py``) and two
-single-worker project servers that share it (one ``REDIS_PREFIX``), all on free ports of
-127.0.0.1, then measures, one after the other (``bench/redis_measure.py``):
+It starts a throwaway ``redis-server`` (through ``tests/support/redis_server.py``), two
+single-worker project servers that share it (one ``REDIS_PREFIX``) and the two processes of the
+floor (``bench/redis_relay.py``), all on free ports of 127.0.0.1, then measures, one after the
+other (``bench/redis_measure.py``):
 
 - two servers: ``--senders`` clients of server 1 join one room and send ``--messages`` messages
   in all, as fast as the server lets them: like well-behaved clients, each keeps at most
@@ -16,12 +17,16 @@ single-worker project servers that share it (one ``REDIS_PREFIX``), all on free 
 - one server: the same, with the receiver on server 1. With the Redis broker a process's own
   members get room messages back through the subscription too, so this path crosses Redis as
   well; what it leaves out is the second server.
+- floor: the two-server measurement through two processes of a bare relay (picows and
+  redis-py, no validation, presence or limits) instead of the project's servers: the least any
+  server carrying these messages between two processes through Redis costs on this machine.
 - reference: the same messages, of the size the project publishes on the channel, through raw
   redis-py (asyncio): ``PUBLISH`` from this process (``--senders`` connections, each with at most
   ``--window`` commands pipelined and not yet answered), ``SUBSCRIBE`` in another one: what the
   channel carries with nothing else around it.
-- one at a time: two servers, then the raw reference, again, with one sender and one message in
-  flight (at most 2,000 messages): what each path adds to a message's latency when nothing queues.
+- one at a time: two servers, the floor, then the raw reference, again, with one sender and one
+  message in flight (at most 2,000 messages): what each path adds to a message's latency when
+  nothing queues.
 
 The receiver always runs in a process of its own (``bench/redis_receiver.py``). Each message's
 text carries its sender, its number and its send time, so the receiver measures every message's
@@ -46,6 +51,8 @@ from websockets.exceptions import ConnectionClosed
 from bench.common import BenchError, positive, run_bench, run_on_uvloop
 from bench.redis_measure import (
     QUIET_MESSAGES,
+    RELAYS,
+    SERVERS,
     Measurement,
     measure_all,
     plans,
@@ -72,8 +79,7 @@ def bench(options: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="redis-pubsub-") as tmp:
         log_dir = Path(tmp)
         try:
-            labels = ("server 1", "server 2")
-            with servers_on_redis(labels, log_dir, servers) as (redis_url, redis_pid):
+            with servers_on_redis(SERVERS + RELAYS, log_dir, servers) as (redis_url, redis_pid):
                 meters = {server.label: server.cpu_seconds for server in servers}
                 meters["redis-server"] = lambda: tree_cpu_seconds(redis_pid)
                 work = plans(servers, redis_url, load, options.text_bytes)

@@ -8,7 +8,15 @@ import subprocess
 from collections.abc import Sequence
 
 from bench.common import log_findings, loop_name, machine, project_metadata, ratio
-from bench.redis_measure import Measurement
+from bench.redis_measure import (
+    FLOOR,
+    QUIET_FLOOR,
+    QUIET_REFERENCE,
+    QUIET_TWO_SERVERS,
+    REFERENCE,
+    TWO_SERVERS,
+    Measurement,
+)
 from bench.redis_messages import Load, project_payload_length
 from bench.servers import RunningServer
 from bench.table import markdown
@@ -16,7 +24,9 @@ from bench.table import markdown
 EXPLANATION = (
     "messages/s: delivered, from the first send to the last arrival; latency: from a "
     "message's send to its arrival at the receiver, every message. Ratios: the project's "
-    "figure over the reference's (below 1x: fewer messages/s; above 1x: slower). Under "
+    "figure over the reference's (below 1x: fewer messages/s; above 1x: slower); the floor "
+    "is what a bare relay reaches on the same path, so over it is how close the project comes "
+    "to the least such a server costs. Under "
     "load, latencies are mostly time spent queueing behind the other messages in flight; "
     "one message at a time shows what the path itself adds."
 )
@@ -44,13 +54,26 @@ def table(measurements: Sequence[Measurement]) -> str:
         delivered = f"{measurement.received:,} of {measurement.expected:,}"
         cells = [cell(numbers[0], 0), *(cell(value) for value in numbers[1:])]
         rows.append([measurement.label, delivered, *cells])
-    busy, capacity, quiet, hop = (figures(measurements[index]) for index in (0, 2, 3, 4))
-    # Latencies under load are mostly queueing, at different rates: not compared.
-    rows.append(
-        ["two servers / pipelined reference", "", ratio(busy[0], capacity[0]), "-", "-", "-"]
+    by_label = {measurement.label: figures(measurement) for measurement in measurements}
+    busy, floor, capacity = (by_label[label] for label in (TWO_SERVERS, FLOOR, REFERENCE))
+    quiet, quiet_floor, hop = (
+        by_label[label] for label in (QUIET_TWO_SERVERS, QUIET_FLOOR, QUIET_REFERENCE)
     )
-    ratios = [ratio(a, b) for a, b in zip(quiet, hop, strict=True)]
-    rows.append(["one at a time: project / reference", "", *ratios])
+    # Latencies under load are mostly queueing, at different rates: not compared.
+    for label, numerator, denominator in (
+        ("two servers / pipelined reference", busy, capacity),
+        ("two servers / floor", busy, floor),
+        ("floor / pipelined reference", floor, capacity),
+    ):
+        rows.append([label, "", ratio(numerator[0], denominator[0]), "-", "-", "-"])
+    for label, numerator, denominator in (
+        ("one at a time: project / reference", quiet, hop),
+        ("one at a time: project / floor", quiet, quiet_floor),
+        ("one at a time: floor / reference", quiet_floor, hop),
+    ):
+        rows.append(
+            [label, "", *(ratio(a, b) for a, b in zip(numerator, denominator, strict=True))]
+        )
     return markdown(header, rows, align="---")
 
 
@@ -88,7 +111,8 @@ def header(load: Load, quiet: int, text_bytes: int) -> str:
             f"- redis-server {redis_server_version()}; clients on {loop_name()}: picows "
             f"{importlib.metadata.version('picows')} (no compression offered) to the project, "
             f"redis-py {importlib.metadata.version('redis')} (hiredis "
-            f"{importlib.metadata.version('hiredis')}) to Redis for the reference",
+            f"{importlib.metadata.version('hiredis')}) to Redis for the reference and the "
+            "floor (a bare relay on the same clients)",
             f"- run: {load.messages} messages from {load.senders} "
             f"sender{'' if load.senders == 1 else 's'}, at most {load.window} in flight per "
             f"sender; one at a time: {quiet} messages from 1 sender; {text_bytes}-character "

@@ -55,7 +55,7 @@ from bench.common import (
     positive,
     run_bench,
 )
-from bench.redis_measure import require_redis_server, servers_on_redis
+from bench.redis_measure import require_redis_server, server_spec, servers_on_redis
 from bench.redis_report import log_tail
 from bench.redis_scale_stats import PhaseResult, header, report
 from bench.run import raise_fd_limit
@@ -226,8 +226,8 @@ def bench(options: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="redis-scale-") as tmp:
         log_dir = Path(tmp)
         try:
-            labels = [f"process {process}" for process in range(layout.processes)]
-            with servers_on_redis(labels, log_dir, servers) as (_, redis_pid):
+            specs = [(f"process {process}", server_spec) for process in range(layout.processes)]
+            with servers_on_redis(specs, log_dir, servers) as (_, redis_pid):
                 results = asyncio.run(measure_within(servers, redis_pid, layout, options))
                 logs = {server.label: server.log() for server in servers}
         except (BenchError, OSError, RedisError) as error:
