@@ -32,7 +32,9 @@ WSGI_FILES = (
 )
 REDIS_FILES = (
     "src/{package}/redis_alone.py",
+    "src/{package}/redis_io.py",
     "src/{package}/redis_layout.py",
+    "src/{package}/redis_scripts.py",
     "src/{package}/redis_pubsub.py",
     "src/{package}/redis_asyncio.py",
     "src/{package}/redis_gevent.py",

@@ -18,17 +18,17 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from {{ cookiecutter.package_name }}.broker import drive
+from {{ cookiecutter.package_name }}.history import Retention
+from {{ cookiecutter.package_name }}.protocol import fill
 from {{ cookiecutter.package_name }}.redis_alone import HELD_PRESENCES
-from {{ cookiecutter.package_name }}.redis_layout import PUBLISH_SHA, RECOUNT_SHA, SEPARATOR, Names
-from {{ cookiecutter.package_name }}.redis_pubsub import (
-    Execute,
-    Io,
-    Subscribe,
-    Subscriber,
-    Unsubscribe,
-)
+from {{ cookiecutter.package_name }}.redis_io import Execute, Io, Subscribe, Unsubscribe
+from {{ cookiecutter.package_name }}.redis_layout import SEPARATOR, Names
+from {{ cookiecutter.package_name }}.redis_pubsub import Subscriber
+from {{ cookiecutter.package_name }}.redis_scripts import POST_SHA, PUBLISH_SHA, RECOUNT_SHA
 from {{ cookiecutter.package_name }}.rooms import Effect, Hub, Recount
 from tests.test_rooms import RecordingOutbox
+
+EPOCH = "e1"
 
 
 class AtOnce:
@@ -56,9 +56,11 @@ class Process:
         self.hub = Hub(rate_limit=1_000_000, rate_burst=1_000_000)
         flags = threading.Event(), threading.Event()
         url = "redis://127.0.0.1:6379/0"
-        self.subscriber = Subscriber(self.hub, url, "test", AtOnce(self), *flags)
+        retention = Retention(100, 300.0)
+        self.subscriber = Subscriber(self.hub, url, "test", retention, AtOnce(self), *flags)
         self.asked: list[Io] = []  # what the batches asked of Redis, in order
         self.failure: Exception | None = None  # what the next round trip fails with
+        self.top: dict[str, int] = {}  # the newest offset of each room (by channel)
 
     def connect(self) -> tuple[str, RecordingOutbox]:
         outbox = RecordingOutbox()
@@ -70,8 +72,12 @@ class Process:
     def join(self, connection_id: str, room: str) -> list[Effect]:
         return self.hub.receive(connection_id, json.dumps({"type": "join", "room": room}))
 
-    def say(self, connection_id: str, room: str, text: str) -> list[Effect]:
+    def say(
+        self, connection_id: str, room: str, text: str, message_id: str | None = None
+    ) -> list[Effect]:
         message = {"type": "message", "room": room, "text": text}
+        if message_id is not None:
+            message["id"] = message_id
         return self.hub.receive(connection_id, json.dumps(message))
 
     def alone(self, effects: list[Effect]) -> None:
@@ -102,26 +108,44 @@ class Process:
             return None
         if self.failure is not None:
             return self.failure
+        replies = []
         for command in io.commands:
-            for channel, data in self.frames(command):
+            frames, reply = self.run(command)
+            replies.append(reply)
+            for channel, data in frames:
                 if channel in self.subscriber.channels:
                     frame = {"type": "smessage", "channel": channel, "data": data}
                     self.subscriber.on_pubsub(frame)
-        return [0] * len(io.commands)
+        return replies
 
-    def frames(self, command: tuple[str | int, ...]) -> list[tuple[str, str]]:
-        """What ``command`` publishes, as its Lua script would (``redis_layout.py``)."""
-        if command[0] == "SPUBLISH":
-            return [(str(command[1]), str(command[2]))]
-        if command[1] == PUBLISH_SHA:
-            return [(str(command[3]), str(envelope)) for envelope in command[5:]]
-        channel, members, head = str(command[5]), int(command[7]), str(command[10])
+    def run(self, command: tuple[str | int, ...]) -> tuple[list[tuple[str, str]], object]:
+        """What ``command`` publishes, as its Lua script would (``redis_scripts.py``), and
+        its reply; every room's history is at epoch ``EPOCH``, and keeps nothing."""
+        words = [str(word) for word in command]
+        if words[0] == "SPUBLISH":
+            return [(words[1], words[2])], 1
+        if words[1] == PUBLISH_SHA:
+            return [(words[3], envelope) for envelope in words[5:]], len(words) - 5
+        if words[1] == POST_SHA:
+            channel, room, head = words[3], words[3], words[13]
+            frames: list[tuple[str, str]] = []
+            offsets: list[int] = []
+            for _, *message in zip(*[iter(words[14:])] * 4, strict=True):
+                self.top[room] = offset = self.top.get(room, 0) + 1
+                frames.append((channel, head + fill(tuple(message), (f'"{EPOCH}"', str(offset)))))
+                offsets.append(offset)
+            return frames, [EPOCH, *offsets]
+        channel, members, head = words[5], int(words[9]), words[12]
         total = members + self.others
-        words = [str(word) for word in command[11:]]
-        return [
-            (channel, f"{head}{skip}{SEPARATOR}{only}{SEPARATOR}{frame_head}{total}{frame_tail}")
-            for skip, only, frame_head, frame_tail in zip(*[iter(words)] * 4, strict=True)
-        ]
+        values = (str(total), f'"{EPOCH}"', str(self.top.get(channel, 0)), "false", "0")
+        frames, at = [], 15
+        while at < len(words):
+            skip, only, count = words[at], words[at + 1], int(words[at + 4])
+            parts = tuple(words[at + 5 : at + 5 + count])
+            envelope = f"{head}{skip}{SEPARATOR}{only}{SEPARATOR}"
+            frames.append((channel, envelope + fill(parts, values)))
+            at += 5 + count
+        return frames, total
 
 
 def joined(room: str, members: int) -> dict[str, Any]:
@@ -162,8 +186,8 @@ def test_a_batch_goes_to_redis_in_one_round_trip_in_its_order() -> None:
     assert len(process.asked) == asked + 1  # already subscribed: one Execute, nothing else
     execute = process.asked[-1]
     assert isinstance(execute, Execute)
-    (command,) = execute.commands  # one room's publishes: one command
-    assert command[:2] == ("EVALSHA", PUBLISH_SHA)
+    (command,) = execute.commands  # one room's messages: one command
+    assert command[:2] == ("EVALSHA", POST_SHA)
     assert [event["text"] for event in alice_box.take()] == [str(n) for n in range(20)]
 
 
@@ -185,14 +209,14 @@ def test_a_rooms_publishes_keep_their_place_around_its_recounts() -> None:
     ]
     process.through_redis(effects)
     execute = next(io for io in reversed(process.asked) if isinstance(io, Execute))
-    words = [(c[1], c[3] if c[0] == "EVALSHA" else "") for c in execute.commands]
+    words = [(c[1], c[3]) for c in execute.commands]
     channel = Names("test").channel
     # a1 and a2 in one command; b1, then b's recount, then b2.
     assert words == [
-        (PUBLISH_SHA, channel("a")),
-        (channel("b"), ""),
+        (POST_SHA, channel("a")),
+        (POST_SHA, channel("b")),
         (RECOUNT_SHA, Names("test").members("b")),
-        (channel("b"), ""),
+        (POST_SHA, channel("b")),
     ]
     texts = [event.get("text") for event in alice_box.take() if event["type"] == "message"]
     assert texts == ["a1", "a2", "b1", "b2"]
@@ -228,13 +252,14 @@ def test_a_failed_round_trip_is_carried_out_here_alone() -> None:
     process.through_redis(process.join(alice, "lobby"))
     alice_box.take()
     process.failure = RedisConnectionError("Redis went away")
-    process.through_redis(process.join(bob, "lobby") + process.say(alice, "lobby", "hi"))
-    # bob's join completes with this process's count, and the message reaches both here.
-    assert [(e["type"], e.get("members")) for e in bob_box.take()] == [
-        ("joined", 2),
-        ("message", None),
+    process.through_redis(process.join(bob, "lobby") + process.say(alice, "lobby", "hi", "m1"))
+    # bob's join completes with this process's count and no position; the message,
+    # which could get no place in the room's history, is refused out loud.
+    assert bob_box.take_positioned() == [
+        {"type": "joined", "room": "lobby", "members": 2, "epoch": None, "offset": None}
     ]
-    assert [(e["type"], e.get("text")) for e in alice_box.take()] == [("message", "hi")]
+    (refusal,) = alice_box.take()
+    assert (refusal["type"], refusal["code"], refusal["id"]) == ("error", "unavailable", "m1")
     held = process.subscriber.alone.oldest()
     assert isinstance(held, Recount)
     assert [a.skip for a in held.announcements] == [bob, None]  # bob's presence, then the total

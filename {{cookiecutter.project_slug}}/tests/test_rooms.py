@@ -9,7 +9,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.broker import MemoryBroker
+from {{ cookiecutter.package_name }}.history import Histories, Retention
 from {{ cookiecutter.package_name }}.rooms import Hub
+
+RETENTION = Retention(100, 300.0)
 
 
 class RecordingOutbox:
@@ -34,6 +37,15 @@ class RecordingOutbox:
         return [json.loads(frame) for frame in self.frames]
 
     def take(self) -> list[dict[str, Any]]:
+        """The events offered since the last take, without their positions (epoch and
+        offset: the tests of positions and history below look at them)."""
+        events = self.take_positioned()
+        for event in events:
+            event.pop("epoch", None)
+            event.pop("offset", None)
+        return events
+
+    def take_positioned(self) -> list[dict[str, Any]]:
         events = self.events()
         self.frames.clear()
         return events
@@ -42,9 +54,10 @@ class RecordingOutbox:
 class Harness:
     """A hub and the in-memory broker that carries out its effects."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, retention: Retention = RETENTION) -> None:
         self.hub = hub
-        self.broker = MemoryBroker(hub)
+        self.now = 0.0  # the histories' clock
+        self.broker = MemoryBroker(hub, Histories(retention, clock=lambda: self.now))
 
     def connect(self, capacity: int = 1_000_000) -> tuple[str, RecordingOutbox]:
         outbox = RecordingOutbox(capacity)

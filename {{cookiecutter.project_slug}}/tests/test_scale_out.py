@@ -15,6 +15,7 @@ import redis as redis_client
 from websockets.sync.client import connect
 
 from {{ cookiecutter.package_name }} import protocol
+from {{ cookiecutter.package_name }}.protocol import Position
 from {{ cookiecutter.package_name }}.redis_layout import Names, encode_envelope
 from {{ cookiecutter.package_name }}.rooms import Publish
 from tests.support.live_server import Server, get, start_server, stop_server, wait_for_health
@@ -217,7 +218,7 @@ def last_count(client: RoomsClient, room: str, settle: float = 1.0) -> int:
     raise AssertionError(f"the events for {room} never stopped coming")
 
 
-def test_without_redis_health_is_503_and_local_clients_are_still_served(
+def test_without_redis_health_is_503_local_clients_are_served_and_messages_refused(
     pair: tuple[Server, Server], redis: RedisServer
 ) -> None:
     one, _ = pair
@@ -233,11 +234,15 @@ def test_without_redis_health_is_503_and_local_clients_are_still_served(
         with connect(f"{one.ws_url}/ws/echo", open_timeout=5) as echo:
             echo.send("still echoing")
             assert echo.recv(timeout=5) == "still echoing"
-        alice.send(type="message", room="local", text="same process")
-        assert carol.expect("message")["text"] == "same process"
+        # A message could get no place in the room's history: refused out loud, and
+        # delivered to no one, here or elsewhere.
+        alice.send(type="message", room="local", text="same process", id="m1")
+        refusal = alice.expect("error")
+        assert (refusal["code"], refusal["id"], refusal["room"]) == ("unavailable", "m1", "local")
         alice.send(type="ping")
-        assert alice.expect("message")["text"] == "same process"
         assert alice.expect("pong") == {"type": "pong"}
+        carol.send(type="ping")
+        assert carol.receive() == {"type": "pong"}
         assert get(f"{one.http_url}/")[0] == 200
 
 
@@ -250,7 +255,13 @@ def test_a_burst_from_redis_reaches_a_reader_that_keeps_reading(
     try:
         with RoomsClient(server.ws_url) as reader:
             reader.join("burst")
-            frames = [protocol.message("burst", "elsewhere", str(n), 0) for n in range(1000)]
+            frames = [
+                protocol.fill(
+                    protocol.message_parts("burst", "elsewhere", str(n), 0),
+                    protocol.position_values(Position("e1", n + 1)),
+                )
+                for n in range(1000)
+            ]
             channel = Names("burst").channel("burst")
             with redis_client.Redis.from_url(redis.url) as publisher:
                 pipe = publisher.pipeline()

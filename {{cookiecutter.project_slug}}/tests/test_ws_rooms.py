@@ -36,7 +36,9 @@ def assert_nothing_pending(client: RoomsClient) -> None:
 def test_members_see_each_others_messages_and_presence(server: Server) -> None:
     with RoomsClient(server.ws_url) as alice, RoomsClient(server.ws_url) as bob:
         assert alice.join("lobby")["members"] == 1
-        assert bob.join("lobby") == {"type": "joined", "room": "lobby", "members": 2}
+        joined = bob.join("lobby")
+        position = {"epoch": joined["epoch"], "offset": joined["offset"]}
+        assert joined == {"type": "joined", "room": "lobby", "members": 2, **position}
         assert alice.expect("presence") == {
             "type": "presence",
             "room": "lobby",

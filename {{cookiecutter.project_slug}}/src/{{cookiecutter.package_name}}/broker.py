@@ -1,4 +1,4 @@
-"""Brokers carry out the hub's effects: deliveries, room publishes, member counts.
+"""Brokers carry out the hub's effects: deliveries, room messages, member counts.
 
 :func:`carry_out` is the one interpreter of effects, and the home of the rule
 that orders them; every broker drives it. :class:`MemoryBroker` serves one
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Protocol
 
-from .rooms import Close, Deliver, Effect, Hub, Publish, Recount
+from . import protocol
+from .history import Histories
+from .rooms import Close, Deliver, Effect, Hub, Post, Publish, Recount
 
-Remote = Publish | Recount
+Remote = Publish | Post | Recount
 """The effects that may leave the process: a broker decides where they go."""
 
 
@@ -74,24 +76,47 @@ def drive(hub: Hub, effects: list[Effect], remote: Callable[[Remote], list[Effec
             effect = steps.send(remote(effect))
 
 
-def locally(hub: Hub, effect: Remote) -> list[Effect]:
-    """Carry out a publish or recount within this process alone."""
-    if isinstance(effect, Publish):
-        return hub.fan_out(effect.room, effect.frame, effect.skip, effect.only)
-    return [
-        announcement.publish(effect.room, effect.local_members)
-        for announcement in effect.announcements
-    ]
+def fan_out(hub: Hub, publish: Publish) -> list[Effect]:
+    """Hand a publish to this process's members."""
+    return hub.fan_out(publish.room, publish.frame, publish.skip, publish.only)
 
 
 class MemoryBroker:
-    """The single-process broker: everything happens at once, in this process."""
+    """The single-process broker: everything happens at once, in this process, and
+    the rooms' histories are kept in its memory (``history.py``)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, histories: Histories) -> None:
         self.hub = hub
+        self.histories = histories
 
     def submit(self, effects: list[Effect]) -> None:
-        drive(self.hub, effects, lambda effect: locally(self.hub, effect))
+        drive(self.hub, effects, self.carry)
+
+    def carry(self, effect: Remote) -> list[Effect]:
+        """Carry out a publish, post or recount: this process is every process."""
+        if isinstance(effect, Publish):
+            return fan_out(self.hub, effect)
+        if isinstance(effect, Post):
+            return self._post(effect)
+        effects: list[Effect] = []
+        for announcement in effect.announcements:
+            position = self.histories.position(effect.room)
+            recovered: bool = False
+            replay: Sequence[str] = ()
+            if announcement.since is not None:
+                recovered, replay = self.histories.since(effect.room, announcement.since)
+            values = protocol.joined_values(effect.local_members, position, recovered, len(replay))
+            effects.append(announcement.publish(effect.room, values))
+            effects += [Publish(effect.room, frame, only=announcement.only) for frame in replay]
+        return effects
+
+    def _post(self, post: Post) -> list[Effect]:
+        def frame(position: protocol.Position) -> str:
+            return protocol.fill(post.parts, protocol.position_values(position))
+
+        position, made = self.histories.post(post.room, frame, post.id)
+        effects: list[Effect] = [] if made is None else self.hub.fan_out(post.room, made)
+        return [*effects, *post.acknowledgement(position)]
 
     def not_ready(self) -> str | None:
         return None

@@ -45,6 +45,10 @@ class Settings:
             (``PING_TIMEOUT``).
         drain_timeout: Seconds the server takes at most to stop on SIGTERM
             (``DRAIN_TIMEOUT``).
+        history_size: Messages kept per room for members that come back
+            (``HISTORY_SIZE``; 0: none).
+        history_ttl: Seconds a room's messages are kept after its last one
+            (``HISTORY_TTL``; 0: none).
 {%- if cookiecutter.broker == "redis" %}
         workers: Server processes (``WORKERS``, default: one per CPU).
         redis_url: The Redis that carries room frames between processes (``REDIS_URL``;
@@ -70,6 +74,8 @@ class Settings:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     drain_timeout: int = 10
+    history_size: int = 100
+    history_ttl: float = 300.0
 {%- if cookiecutter.broker == "redis" %}
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -131,6 +137,8 @@ class Settings:
             ping_interval=_number(environ, "PING_INTERVAL", cls.ping_interval, 0.1, 3600),
             ping_timeout=_number(environ, "PING_TIMEOUT", cls.ping_timeout, 0.1, 3600),
             drain_timeout=_integer(environ, "DRAIN_TIMEOUT", cls.drain_timeout, 1, 3600),
+            history_size=_integer(environ, "HISTORY_SIZE", cls.history_size, 0, 100_000),
+            history_ttl=_number(environ, "HISTORY_TTL", cls.history_ttl, 0, 30 * 24 * 3600),
 {%- if cookiecutter.broker == "redis" %}
             workers=_integer(environ, "WORKERS", default.workers, 1, 256),
             redis_url=redis_url,

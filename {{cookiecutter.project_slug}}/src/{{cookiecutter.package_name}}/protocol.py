@@ -18,6 +18,11 @@ MAX_TEXT_LENGTH = 4096
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
 """Room names: ASCII letters, digits, ``_``, ``-``, ``.`` or ``:``, at most 64 of them."""
 SURROGATES = re.compile("[\ud800-\udfff]")
+MAX_ID_LENGTH = 64
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+"""Message ids a client chooses: ASCII letters, digits, ``_`` or ``-``, at most 64 of them."""
+EPOCH_PATTERN = re.compile(r"[A-Za-z0-9]{1,32}")
+"""A room history's epoch, as the server hands it out."""
 """Lone surrogates, which JSON can spell (``\\ud800``) and no UTF-8 frame can carry."""
 
 
@@ -46,14 +51,28 @@ ERROR_CODES = (
     "not_joined",  # message to, or leave from, a room the connection is not in
     "too_many_rooms",  # join beyond the per-connection room limit
     "rate_limited",  # sent faster than the per-connection rate limit; the message is dropped
+    "invalid_id",  # "id" of a message not a string of 1-64 letters, digits, "_" or "-"
+    "invalid_since",  # "since" of a join not {"epoch": string, "offset": integer >= 0}
+    "unavailable",  # the server cannot publish right now (its broker is away): send it again
 )
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a room's history stands: its ``epoch`` (which changes when the history is
+    lost) and the ``offset`` of a message in it (1 for the first, one more each)."""
+
+    epoch: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class Join:
-    """A ``join``: the client enters ``room``."""
+    """A ``join``: the client enters ``room``; with ``since``, it gets the messages
+    it missed after that position, if the history still holds them all."""
 
     room: str
+    since: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +89,13 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Say:
-    """A ``message`` from the client to everyone in ``room``."""
+    """A ``message`` from the client to everyone in ``room``; with an ``id``, the
+    client is answered with an ``ack``, and a message sent again with the same
+    id is not delivered twice."""
 
     room: str
     text: str
+    id: str | None = None
 
 
 ClientMessage = Join | Leave | Say | Ping
@@ -89,9 +111,9 @@ def parse(frame: str) -> ClientMessage:
         raise ProtocolError("invalid_message", 'a message is a JSON object with a string "type"')
     kind = data["type"]
     if kind == "message":
-        return Say(_room(data), _text(data))
+        return Say(_room(data), _text(data), _id(data))
     if kind == "join":
-        return Join(_room(data))
+        return Join(_room(data), _since(data))
     if kind == "leave":
         return Leave(_room(data))
     if kind == "ping":
@@ -123,6 +145,39 @@ def _text(data: dict[str, Any]) -> str:
     return text
 
 
+def _id(data: dict[str, Any]) -> str | None:
+    if "id" not in data:
+        return None
+    value = data["id"]
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not ID_PATTERN.fullmatch(value):
+        raise ProtocolError(
+            "invalid_id",
+            f'"id" must be 1-{MAX_ID_LENGTH} ASCII letters, digits, "_" or "-"',
+            _room(data),
+        )
+    return value
+
+
+def _since(data: dict[str, Any]) -> Position | None:
+    if "since" not in data:
+        return None
+    since = data["since"]
+    if isinstance(since, dict):
+        epoch, offset = since.get("epoch"), since.get("offset")
+        if (
+            isinstance(epoch, str)
+            and EPOCH_PATTERN.fullmatch(epoch)
+            and type(offset) is int  # not a bool
+            and 0 <= offset < 2**53
+        ):
+            return Position(epoch, offset)
+    raise ProtocolError(
+        "invalid_since",
+        '"since" must be {"epoch": the epoch a joined or message gave, "offset": an integer >= 0}',
+        _room(data),
+    )
+
+
 def encode(event: dict[str, Any]) -> str:
     """Serialize one server event to a text frame (compact JSON, UTF-8 kept as is)."""
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
@@ -132,39 +187,96 @@ def welcome(connection_id: str) -> str:
     return encode({"type": "welcome", "id": connection_id})
 
 
-def joined(room: str, members: int) -> str:
-    return encode({"type": "joined", "room": room, "members": members})
+Parts = tuple[str, ...]
+"""A frame cut around the values a broker fills in: ``parts[0] + values[0] + parts[1] + …``,
+each value as JSON text. Brokers fill them (the Redis one in its scripts), in the order the
+functions below give."""
+
+
+def fill(parts: Parts, values: tuple[str, ...]) -> str:
+    """The frame ``parts`` make with ``values`` (JSON texts) filled in, as many as it takes."""
+    pieces = [parts[0]]
+    for value, part in zip(values, parts[1:], strict=False):
+        pieces += (value, part)
+    return "".join(pieces)
+
+
+def _open(event: dict[str, Any]) -> str:
+    """``event`` encoded without its closing brace, for fields to follow."""
+    return encode(event)[:-1]
+
+
+def joined_parts(room: str, resuming: bool) -> Parts:
+    """A ``joined`` frame, to be filled with the room's member count, the epoch and
+    offset its history is at (``null`` both, while the history cannot be reached),
+    and, if the join asked to resume, whether it did and how many messages follow."""
+    head = (_open({"type": "joined", "room": room}) + ',"members":', ',"epoch":', ',"offset":')
+    if resuming:
+        return (*head, ',"recovered":', ',"missed":', "}")
+    return (*head, "}")
+
+
+def joined_values(
+    members: int, position: Position | None, recovered: bool = False, missed: int = 0
+) -> tuple[str, ...]:
+    """What :func:`joined_parts` is filled with, as JSON texts."""
+    epoch, offset = ("null", "null") if position is None else _position_values(position)
+    return (str(members), epoch, offset, "true" if recovered else "false", str(missed))
+
+
+def _position_values(position: Position) -> tuple[str, str]:
+    return f'"{position.epoch}"', str(position.offset)
 
 
 def left(room: str) -> str:
     return encode({"type": "left", "room": room})
 
 
-def presence(room: str, members: int, who: str, event: str) -> str:
-    """Sent to the other members when ``who`` joins or leaves (``event``)."""
-    return encode({"type": "presence", "room": room, "members": members, "id": who, "event": event})
+def presence_parts(room: str, who: str, event: str) -> Parts:
+    """Sent to the other members when ``who`` joins or leaves (``event``), to be
+    filled with the room's member count."""
+    head = _open({"type": "presence", "room": room, "id": who, "event": event})
+    return (head + ',"members":', "}")
 
 
-def split_at_members(frame: str) -> tuple[str, str]:
-    """A ``joined`` or ``presence`` frame cut around its member count.
-
-    The broker that knows the count fills it in: ``head + str(members) + tail``.
-    """
-    head, tail = frame.split('"members":0', 1)
-    return head + '"members":', tail
+def message_parts(room: str, sender: str, text: str, ts: int) -> Parts:
+    """A room message, to be filled with its position (:func:`position_values`); ``ts``
+    is the server's time in milliseconds since the epoch."""
+    head = _open({"type": "message", "room": room, "from": sender, "text": text, "ts": ts})
+    return (head + ',"epoch":', ',"offset":', "}")
 
 
-def message(room: str, sender: str, text: str, ts: int) -> str:
-    """A room message; ``ts`` is the server's time in milliseconds since the epoch."""
-    return encode({"type": "message", "room": room, "from": sender, "text": text, "ts": ts})
+def position_values(position: Position) -> tuple[str, str]:
+    """What :func:`message_parts` is filled with, as JSON texts."""
+    return _position_values(position)
+
+
+def ack(room: str, message_id: str, position: Position) -> str:
+    """The answer to a message with an ``id``: it has its place in the room's history."""
+    return encode(
+        {
+            "type": "ack",
+            "room": room,
+            "id": message_id,
+            "epoch": position.epoch,
+            "offset": position.offset,
+        }
+    )
 
 
 PONG = encode({"type": "pong"})
 
 
-def error(code: str, detail: str, room: str | None = None) -> str:
-    """An ``error`` event; ``room`` is included when the failed request named a valid one."""
+def error(code: str, detail: str, room: str | None = None, message_id: str | None = None) -> str:
+    """An ``error`` event; ``room`` is included when the failed request named a valid one,
+    ``id`` when it was a message with one."""
     event = {"type": "error", "code": code, "detail": detail}
     if room is not None:
         event["room"] = room
+    if message_id is not None:
+        event["id"] = message_id
     return encode(event)
+
+
+UNAVAILABLE = "the room's history cannot be reached right now: send the message again later"
+"""The detail of the ``unavailable`` error."""

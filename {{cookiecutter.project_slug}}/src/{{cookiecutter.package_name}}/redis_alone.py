@@ -1,20 +1,21 @@
 """What a Redis broker does while Redis cannot serve it: serve this process's members alone.
 
-A publish reaches this process's members. A join completes with this process's
-count. The presences it could not announce are held, and go through Redis first
-once it serves again, with the room's real total: so the other processes get a
-room's changes in the order they happened, and the members served alone their
-real count.
+A publish reaches this process's members; a room message is refused
+(``unavailable``): it could get no place in the room's history. A join
+completes with this process's count and no position. The presences it could
+not announce are held, and go through Redis first once it serves again, with
+the room's real total: so the other processes get a room's changes in the order
+they happened, and the members served alone their real count.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import replace
 
-from .broker import Remote, locally
-from .rooms import Announcement, Effect, Hub, Publish, Recount
+from . import protocol
+from .broker import Remote, fan_out
+from .rooms import Announcement, Effect, Hub, Post, Publish, Recount
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +35,27 @@ class ServedAlone:
         self.hub = hub
         self._held: dict[str, deque[Announcement]] = {}  # room: its presences, oldest first
 
-    def carry(self, effect: Publish | Recount) -> list[Effect]:
+    def carry(self, effect: Remote) -> list[Effect]:
         """Carry out ``effect`` in this process alone, while Redis cannot.
 
         Of a recount, the ``joined`` for a joining member goes out now, so that
-        the join completes; the presences are held: the other processes cannot
-        get them yet, and a count of this process alone would be wrong for
-        everyone. A ``joined`` for a whole room waits for the next one.
+        the join completes (with no position, and nothing recovered); the
+        presences are held: the other processes cannot get them yet, and a count
+        of this process alone would be wrong for everyone. A ``joined`` for a
+        whole room waits for the next one.
         """
         if isinstance(effect, Publish):
-            return locally(self.hub, effect)
+            return fan_out(self.hub, effect)
+        if isinstance(effect, Post):
+            return [effect.refusal()]
         presences = [a for a in effect.announcements if a.skip is not None]
         if presences and (effect.room in self._held or len(self._held) < HELD_ROOMS):
             self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES)).extend(presences)
         elif presences and len(self._held) == HELD_ROOMS:
             log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
             self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
-        joined = tuple(a for a in effect.announcements if a.only is not None)
-        return locally(self.hub, replace(effect, announcements=joined))
+        values = protocol.joined_values(effect.local_members, None)
+        return [a.publish(effect.room, values) for a in effect.announcements if a.only is not None]
 
     def take(self) -> list[Remote]:
         """Every room with held presences, as the recount that sends them and a

@@ -20,8 +20,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
-from . import redis_layout
-from .redis_pubsub import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, Execute, Io, Subscribe, Subscriber
+from . import redis_layout, redis_scripts
+from .history import Retention
+from .redis_io import Execute, Io, Subscribe
+from .redis_pubsub import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, Subscriber
 from .rooms import Effect, Hub
 
 FAILURES = (RedisError, OSError, TimeoutError)
@@ -30,10 +32,10 @@ FAILURES = (RedisError, OSError, TimeoutError)
 class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub, on one Redis or a cluster."""
 
-    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+    def __init__(self, hub: Hub, url: str, prefix: str, retention: Retention) -> None:
         self._jobs: asyncio.Queue[list[Effect]] = asyncio.Queue()
         self._confirmed, self._broken = asyncio.Event(), asyncio.Event()
-        super().__init__(hub, url, prefix, self._jobs, self._confirmed, self._broken)
+        super().__init__(hub, url, prefix, retention, self._jobs, self._confirmed, self._broken)
         self.url = url
         self.redis: redis.Redis | RedisCluster = redis_layout.client(
             url, redis.Redis, RedisCluster, Retry
@@ -148,7 +150,7 @@ class RedisBroker(Subscriber):
         if isinstance(self.redis, RedisCluster):
             await self.redis.nodes_manager.initialize()
             nodes = [node.name for node in self.redis.get_primaries()]
-        for script in redis_layout.SCRIPTS:
+        for script in redis_scripts.SCRIPTS:
             await self.redis.script_load(script)
         self.sharded = self.offers_sharded(await self._execute([self.probe]))
         for node in nodes:

@@ -24,8 +24,10 @@ from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 from redis.retry import Retry
 
-from . import redis_layout
-from .redis_pubsub import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, Execute, Io, Subscribe, Subscriber
+from . import redis_layout, redis_scripts
+from .history import Retention
+from .redis_io import Execute, Io, Subscribe
+from .redis_pubsub import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, Subscriber
 from .rooms import Effect, Hub
 
 FAILURES = (RedisError, OSError)
@@ -34,10 +36,10 @@ FAILURES = (RedisError, OSError)
 class RedisBroker(Subscriber):
     """Carries out the hub's effects through Redis pub/sub, on one Redis or a cluster."""
 
-    def __init__(self, hub: Hub, url: str, prefix: str) -> None:
+    def __init__(self, hub: Hub, url: str, prefix: str, retention: Retention) -> None:
         self._jobs: gevent.queue.JoinableQueue[list[Effect]] = gevent.queue.JoinableQueue()
         self._confirmed, self._broken = gevent.event.Event(), gevent.event.Event()
-        super().__init__(hub, url, prefix, self._jobs, self._confirmed, self._broken)
+        super().__init__(hub, url, prefix, retention, self._jobs, self._confirmed, self._broken)
         self.url = url
         self.redis: redis.Redis | RedisCluster = redis_layout.client(
             url, redis.Redis, RedisCluster, Retry
@@ -142,7 +144,7 @@ class RedisBroker(Subscriber):
         if isinstance(self.redis, RedisCluster):
             self.redis.nodes_manager.initialize()
             nodes = [node.name for node in self.redis.get_primaries()]
-        for script in redis_layout.SCRIPTS:
+        for script in redis_scripts.SCRIPTS:
             self.redis.script_load(script)
         self.sharded = self.offers_sharded(self._execute([self.probe]))
         for node in nodes:

@@ -9,7 +9,6 @@ its Redis traffic follows its own rooms.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -20,7 +19,10 @@ from redis import exceptions
 from redis.backoff import NoBackoff
 
 from .broker import Remote
-from .rooms import Publish, Recount
+from .history import RECENT_IDS, Retention, new_epoch
+from .protocol import Position
+from .redis_scripts import BEAT_SHA, POST_SHA, PUBLISH_SHA, RECOUNT_SHA
+from .rooms import Effect, Post, Publish, Recount
 
 HEARTBEAT_INTERVAL = 5.0
 """Seconds between two refreshes of a process's share in each of its rooms."""
@@ -28,75 +30,6 @@ HEARTBEAT_TTL = 15
 """Seconds a process's members keep counting in a room after its last refresh there."""
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that name a Redis Cluster, and the scheme of each of its nodes."""
-
-# KEYS: the room's member counts (hash: process id -> members), the expiry of each
-# process's share (sorted set, milliseconds of Redis's clock), the room's channel.
-# ARGV: process id, its member count, the share's lifetime in ms, the publish
-# command (SPUBLISH or PUBLISH), the envelope head (room and separator), then four
-# values per announcement: skip, only, frame head, frame tail.
-# In one atomic step: sets this process's share, drops the shares that expired,
-# publishes each announcement with the room's total filled in, and returns the
-# total. Atomic, so announcements reach every subscriber in the order of the
-# counts they carry. It touches the room's keys only, so it runs on a cluster too.
-RECOUNT_SCRIPT = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local lifetime = tonumber(ARGV[3])
-if tonumber(ARGV[2]) > 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('ZADD', KEYS[2], now + lifetime, ARGV[1])
-else
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, process in ipairs(expired) do
-  redis.call('HDEL', KEYS[1], process)
-  redis.call('ZREM', KEYS[2], process)
-end
-local total = 0
-for _, members in ipairs(redis.call('HVALS', KEYS[1])) do
-  total = total + tonumber(members)
-end
-redis.call('PEXPIRE', KEYS[1], lifetime)
-redis.call('PEXPIRE', KEYS[2], lifetime)
-local separator = string.char(0)
-for i = 6, #ARGV, 4 do
-  local envelope = ARGV[5] .. ARGV[i] .. separator .. ARGV[i + 1] .. separator
-  redis.call(ARGV[4], KEYS[3], envelope .. ARGV[i + 2] .. total .. ARGV[i + 3])
-end
-return total
-"""
-
-# KEYS: the room's member counts and share expiries. ARGV: process id, lifetime in ms.
-# Keeps this process's share alive, if it still has one: a share the recount
-# script removed stays removed.
-BEAT_SCRIPT = """
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: the room's channel. ARGV: the publish command, then envelopes. Publishes them
-# all, in order: what a batch publishes in one room is one command, with one reply.
-PUBLISH_SCRIPT = """
-for i = 2, #ARGV do
-  redis.call(ARGV[1], KEYS[1], ARGV[i])
-end
-return #ARGV - 1
-"""
-
-SCRIPTS = (RECOUNT_SCRIPT, BEAT_SCRIPT, PUBLISH_SCRIPT)
-"""Loaded into every Redis node when a broker connects."""
-RECOUNT_SHA, BEAT_SHA, PUBLISH_SHA = (
-    hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest() for script in SCRIPTS
-)
-"""What ``EVALSHA`` names them by: Redis's own digest of each script."""
 
 SEPARATOR = "\x00"  # appears in neither room names nor connection ids
 Command = tuple[str | int, ...]
@@ -121,6 +54,18 @@ class Names:
     def expiries(self, room: str) -> str:
         """The sorted set of when each process's share of ``room`` stops counting."""
         return self._room_key(room, "expiries")
+
+    def position(self, room: str) -> str:
+        """The hash of ``room``'s history's epoch and newest offset."""
+        return self._room_key(room, "position")
+
+    def history(self, room: str) -> str:
+        """The stream of ``room``'s recent messages, by offset."""
+        return self._room_key(room, "history")
+
+    def recent_ids(self, room: str) -> str:
+        """The sorted set of the ids of ``room``'s recent messages, by offset."""
+        return self._room_key(room, "ids")
 
     def _room_key(self, room: str, what: str) -> str:
         # The room in braces is the key's hash tag: a cluster puts all of a room on one slot.
@@ -153,48 +98,94 @@ def publish_command(names: Names, publishes: Sequence[Publish], sharded: bool) -
     return ("EVALSHA", PUBLISH_SHA, 1, channel, verb, *map(encode_envelope, publishes))
 
 
-def recount_command(names: Names, recount: Recount, sharded: bool) -> Command:
+def recount_command(names: Names, recount: Recount, sharded: bool, retention: Retention) -> Command:
     """The ``EVALSHA`` of :data:`RECOUNT_SCRIPT` that carries out ``recount``."""
     room = recount.room
-    command: list[str | int] = ["EVALSHA", RECOUNT_SHA, 3]
+    command: list[str | int] = ["EVALSHA", RECOUNT_SHA, 5]
     command += [names.members(room), names.expiries(room), names.channel(room)]
+    command += [names.position(room), names.history(room)]
     command += [names.process_id, recount.local_members, HEARTBEAT_TTL * 1000]
     command += ["SPUBLISH" if sharded else "PUBLISH", room + SEPARATOR]
+    command += [new_epoch(), milliseconds(retention.position_ttl)]
     for announcement in recount.announcements:
+        since = announcement.since
         command += [
             announcement.skip or "",
             announcement.only or "",
-            announcement.head,
-            announcement.tail,
+            "" if since is None else since.epoch,
+            "" if since is None else since.offset,
+            len(announcement.parts),
+            *announcement.parts,
         ]
     return tuple(command)
 
 
-def command(names: Names, group: Sequence[Remote], sharded: bool) -> Command:
-    """The Redis command that carries out a recount, or a room's publishes (:func:`grouped`)."""
-    if isinstance(group[0], Recount):
-        return recount_command(names, group[0], sharded)
+def post_command(
+    names: Names, posts: Sequence[Post], sharded: bool, retention: Retention
+) -> Command:
+    """The ``EVALSHA`` of :data:`POST_SCRIPT` that carries out ``posts``, all in one room."""
+    room = posts[0].room
+    keys = (names.channel(room), names.position(room), names.history(room), names.recent_ids(room))
+    size = retention.size if retention.keeps else 0
+    command: list[str | int] = ["EVALSHA", POST_SHA, len(keys), *keys]
+    command += ["SPUBLISH" if sharded else "PUBLISH", new_epoch(), size]
+    command += [milliseconds(retention.ttl), milliseconds(retention.position_ttl), RECENT_IDS]
+    command.append(room + SEPARATOR * 3)  # the envelope head: no skip, no only
+    for post in posts:
+        command += [post.id or "", *post.parts]
+    return tuple(command)
+
+
+def milliseconds(seconds: float) -> int:
+    """``seconds`` as a lifetime for ``PEXPIRE`` (at least 1)."""
+    return max(1, round(seconds * 1000))
+
+
+def command(names: Names, group: Sequence[Remote], sharded: bool, retention: Retention) -> Command:
+    """The Redis command that carries out a recount, or a room's posts or publishes
+    (:func:`grouped`)."""
+    first = group[0]
+    if isinstance(first, Recount):
+        return recount_command(names, first, sharded, retention)
+    if isinstance(first, Post):
+        posts = [effect for effect in group if isinstance(effect, Post)]
+        return post_command(names, posts, sharded, retention)
     publishes = [effect for effect in group if isinstance(effect, Publish)]
     return publish_command(names, publishes, sharded)
 
 
+def answers(group: Sequence[Remote], reply: object) -> list[Effect]:
+    """What the reply to :func:`command` for ``group`` leads to: each post's ``ack``."""
+    if not isinstance(group[0], Post) or not isinstance(reply, list):
+        return []
+    epoch, *offsets = reply
+    return [
+        effect
+        for post, offset in zip(group, offsets, strict=True)
+        if isinstance(post, Post)
+        for effect in post.acknowledgement(Position(str(epoch), abs(int(offset))))
+    ]
+
+
 def grouped(remote: Sequence[Remote]) -> list[list[Remote]]:
-    """``remote`` as one command's worth each: a recount alone, or a room's publishes
-    up to its next recount.
+    """``remote`` as one command's worth each: a recount alone, or a room's posts (or
+    publishes) up to its next recount, or its next effect of another kind.
 
     A room's effects keep their order; those of different rooms go on channels
     of their own, which keep no order between them anyway.
     """
     groups: list[list[Remote]] = []
-    publishing: dict[str, list[Remote]] = {}  # room: the group its publishes join
+    open_groups: dict[str, list[Remote]] = {}  # room: the group its next post or publish joins
     for effect in remote:
+        group = open_groups.get(effect.room)
         if isinstance(effect, Recount):
-            publishing.pop(effect.room, None)
+            open_groups.pop(effect.room, None)
             groups.append([effect])
-        elif (group := publishing.get(effect.room)) is not None:
+        elif group is not None and type(group[0]) is type(effect):
             group.append(effect)
         else:
-            groups.append(publishing.setdefault(effect.room, [effect]))
+            open_groups[effect.room] = [effect]
+            groups.append(open_groups[effect.room])
     return groups
 
 

@@ -20,17 +20,19 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from redis import exceptions
 from redis.backoff import EqualJitterBackoff
 
 from .broker import Remote, drive
+from .history import Retention
 from .redis_alone import ServedAlone
+from .redis_io import Execute, Flag, Io, Jobs, Subscribe, Unsubscribe
 from .redis_layout import (
     Command,
     Names,
+    answers,
     beat_command,
     command,
     decode_envelope,
@@ -58,52 +60,6 @@ LISTENER_BATCH = 32
 pause a burst larger than an outbox would close readers that keep up."""
 
 
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    """Subscribe to ``channels``, and wait until Redis has confirmed them all.
-
-    The broker answers None, or the error it failed with."""
-
-    channels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    """Let ``channels`` go; nothing waits for it."""
-
-    channels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Execute:
-    """Send ``commands`` in one round trip (a pipeline, no transaction).
-
-    The broker answers the list of each command's reply or error, or the one
-    error that the whole round trip failed with."""
-
-    commands: tuple[Command, ...]
-
-
-Io = Subscribe | Unsubscribe | Execute
-"""What a batch asks of the broker's I/O."""
-
-
-class Jobs(Protocol):
-    """A broker's queue of submitted effects, of its own concurrency library."""
-
-    def put_nowait(self, item: list[Effect], /) -> None: ...
-
-    def get_nowait(self) -> list[Effect]: ...
-
-    def empty(self) -> bool: ...
-
-
-class Flag(Protocol):
-    """An event a broker waits on, of its own concurrency library."""
-
-    def set(self) -> None: ...
-
-
 class Subscriber:
     """The bookkeeping of a Redis broker: the brokers add the clients (:attr:`redis`, for
     commands), the tasks or greenlets, and the waiting.
@@ -116,12 +72,20 @@ class Subscriber:
     redis: Any
 
     def __init__(
-        self, hub: Hub, url: str, prefix: str, jobs: Jobs, confirmed: Flag, broken: Flag
+        self,
+        hub: Hub,
+        url: str,
+        prefix: str,
+        retention: Retention,
+        jobs: Jobs,
+        confirmed: Flag,
+        broken: Flag,
     ) -> None:
-        """``jobs``: the broker's queue of effects to carry out; ``confirmed``: set once
-        every subscription asked for is confirmed; ``broken``: set when the listener
-        must subscribe anew."""
+        """``retention``: what rooms' histories keep; ``jobs``: the broker's queue of
+        effects to carry out; ``confirmed``: set once every subscription asked for is
+        confirmed; ``broken``: set when the listener must subscribe anew."""
         self.jobs, self.confirmed, self.broken = jobs, confirmed, broken
+        self.retention = retention
         # The subscriber connections: node name ("" for one Redis) -> its client and
         # pub/sub, and when it last sent anything.
         self.subscribers: dict[str, tuple[Any, Any]] = {}
@@ -178,16 +142,15 @@ class Subscriber:
                 self._fail(remote, failure)
                 return
         groups = grouped(remote)
-        replies = yield Execute(tuple(command(self.names, g, self.sharded) for g in groups))
+        commands = (command(self.names, g, self.sharded, self.retention) for g in groups)
+        replies = yield Execute(tuple(commands))
         if isinstance(replies, Exception):
             self._fail(remote, replies)
         else:
-            failed = [
-                effect
-                for group, reply in zip(groups, replies, strict=True)
-                if isinstance(reply, Exception)
-                for effect in group
-            ]
+            done = list(zip(groups, replies, strict=True))
+            acks = [a for g, reply in done for a in answers(g, reply)]
+            drive(self.hub, acks, self.alone.carry)
+            failed = [effect for g, reply in done if isinstance(reply, Exception) for effect in g]
             if failed:
                 self._fail(failed, next(r for r in replies if isinstance(r, Exception)))
         if channels := self._to_unsubscribe(remote):

@@ -26,7 +26,7 @@ from . import protocol
 from .close_codes import CloseCode
 from .config import Settings
 from .limits import RateLimiter, Verdict
-from .protocol import Join, Leave, Ping, ProtocolError, Say
+from .protocol import Join, Leave, Ping, Position, ProtocolError, Say
 
 
 class Outbox(Protocol):
@@ -61,16 +61,43 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
-class Announcement:
-    """A ``joined`` or ``presence`` frame whose member count the broker fills in."""
+class Post:
+    """A room message from ``sender``: the broker gives it its position in the room's
+    history (``parts`` filled with :func:`protocol.position_values`), keeps it there, and
+    hands it to every member in every process; then, if it has an ``id``, it answers the
+    sender with an ``ack``. One it cannot publish is refused with an ``unavailable`` error."""
 
-    head: str
-    tail: str
+    room: str
+    parts: protocol.Parts
+    sender: str
+    id: str | None = None
+
+    def refusal(self) -> Deliver:
+        """The sender's error when the message cannot be published."""
+        error = protocol.error("unavailable", protocol.UNAVAILABLE, self.room, self.id)
+        return Deliver(self.sender, error)
+
+    def acknowledgement(self, position: Position) -> list[Effect]:
+        """The sender's ``ack`` once the message has ``position`` (none without an id)."""
+        if self.id is None:
+            return []
+        return [Deliver(self.sender, protocol.ack(self.room, self.id, position))]
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A ``joined`` or ``presence`` frame (``parts``) whose values the broker fills in:
+    the member count, then for a ``joined`` the room's position and, for a member
+    resuming from ``since``, whether it did and how many messages it missed (which
+    follow the ``joined``, to it alone)."""
+
+    parts: protocol.Parts
     skip: str | None = None
     only: str | None = None
+    since: Position | None = None
 
-    def publish(self, room: str, total: int) -> Publish:
-        return Publish(room, f"{self.head}{total}{self.tail}", self.skip, self.only)
+    def publish(self, room: str, values: tuple[str, ...]) -> Publish:
+        return Publish(room, protocol.fill(self.parts, values), self.skip, self.only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +123,7 @@ class Close:
     reason: str
 
 
-Effect = Deliver | Publish | Recount | Close
+Effect = Deliver | Publish | Post | Recount | Close
 
 
 class Hub:
@@ -175,7 +202,7 @@ class Hub:
             if isinstance(message, Say):
                 return self._say(connection_id, message)
             if isinstance(message, Join):
-                return self._join(connection_id, message.room)
+                return self._join(connection_id, message.room, message.since)
             if isinstance(message, Leave):
                 return self._leave(connection_id, message.room)
             if isinstance(message, Ping):
@@ -245,10 +272,12 @@ class Hub:
         """The rooms a connection is in (empty if it is unknown)."""
         return frozenset(self._rooms_of.get(connection_id, ()))
 
-    def joined(self, room: str, only: str | None = None) -> Announcement:
-        """The ``joined`` answer for ``only``, or for every member of ``room``."""
-        head, tail = protocol.split_at_members(protocol.joined(room, 0))
-        return Announcement(head, tail, only=only)
+    def joined(
+        self, room: str, only: str | None = None, since: Position | None = None
+    ) -> Announcement:
+        """The ``joined`` answer for ``only`` (resuming from ``since``, if given), or
+        for every member of ``room``."""
+        return Announcement(protocol.joined_parts(room, since is not None), only=only, since=since)
 
     @property
     def connections(self) -> int:
@@ -258,9 +287,9 @@ class Hub:
     def rooms(self) -> int:
         return len(self._members)
 
-    def _join(self, connection_id: str, room: str) -> list[Effect]:
+    def _join(self, connection_id: str, room: str, since: Position | None) -> list[Effect]:
         rooms = self._rooms_of[connection_id]
-        joined = self.joined(room, connection_id)
+        joined = self.joined(room, connection_id, since)
         if room in rooms:
             return [self._recount(room, joined)]
         if len(rooms) >= self.max_rooms:
@@ -289,11 +318,11 @@ class Hub:
                 "not_joined", f"join room {say.room!r} before sending to it", say.room
             )
         ts = int(self._clock() * 1000)
-        return [Publish(say.room, protocol.message(say.room, connection_id, say.text, ts))]
+        parts = protocol.message_parts(say.room, connection_id, say.text, ts)
+        return [Post(say.room, parts, connection_id, say.id)]
 
     def _presence(self, room: str, who: str, event: str) -> Announcement:
-        head, tail = protocol.split_at_members(protocol.presence(room, 0, who, event))
-        return Announcement(head, tail, skip=who)
+        return Announcement(protocol.presence_parts(room, who, event), skip=who)
 
     def _recount(self, room: str, *announcements: Announcement) -> Recount:
         return Recount(room, self.members(room), announcements)

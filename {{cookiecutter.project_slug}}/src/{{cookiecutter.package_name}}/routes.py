@@ -15,6 +15,7 @@ from . import pages
 from .broker import Broker{% if cookiecutter.broker == "memory" %}, MemoryBroker{% endif %}
 from .config import Settings
 from .guard import Authenticate, HandshakeGuard
+from .history import {% if cookiecutter.broker == "memory" %}Histories, {% endif %}Retention
 from .limits import ConnectionLimit
 {%- if cookiecutter.broker == "redis" %}
 from .{{ "redis_asyncio" if cookiecutter.server == "asgi-uvicorn" else "redis_gevent" }} import RedisBroker
@@ -49,13 +50,14 @@ class Services:
             rate_limit=settings.rate_limit,
             rate_burst=settings.rate_burst,
         )
+        retention = Retention(settings.history_size, settings.history_ttl)
         return cls(
             settings=settings,
             hub=hub,
 {%- if cookiecutter.broker == "redis" %}
-            broker=RedisBroker(hub, settings.redis_url, settings.redis_prefix),
+            broker=RedisBroker(hub, settings.redis_url, settings.redis_prefix, retention),
 {%- else %}
-            broker=MemoryBroker(hub),
+            broker=MemoryBroker(hub, Histories(retention)),
 {%- endif %}
             connections=ConnectionLimit(settings.max_connections),
             guard=HandshakeGuard.from_settings(settings, authenticate),
