@@ -137,11 +137,22 @@ def test_rooms_on_every_master_carry_messages_and_counts_across_processes(
             alice.send(type="message", room=room, text=f"one to {room}")
             bob.send(type="message", room=room, text=f"two to {room}")
             for client in (alice, bob):
-                texts = {client.expect("message")["text"] for _ in range(2)}
-                assert texts == {f"one to {room}", f"two to {room}"}
-            # The room's counts are on the master that has its slot, and nowhere else.
+                messages = [client.expect("message") for _ in range(2)]
+                assert {m["text"] for m in messages} == {f"one to {room}", f"two to {room}"}
+            # The room's counts and history are on the master that has its slot.
             with redis_client.Redis(port=cluster.node_of(names.channel(room)).port) as node:
                 assert node.hlen(names.members(room)) == 2
+                assert node.xlen(names.history(room)) == 2
+            # A member back on the other process gets what it missed from that master.
+            since = {"epoch": messages[0]["epoch"], "offset": 0}
+            with RoomsClient(two.ws_url) as carol:
+                carol.send(type="join", room=room, since=since)
+                assert carol.expect("joined")["recovered"] is True
+                assert [carol.expect("message")["text"] for _ in range(2)] == [
+                    m["text"] for m in messages
+                ]
+            for client in (alice, bob):  # carol's join and departure
+                assert [client.expect("presence")["event"] for _ in range(2)] == ["join", "leave"]
 
 
 @pytest.mark.parametrize("senders", [1, 2])

@@ -272,3 +272,37 @@ def test_a_burst_from_redis_reaches_a_reader_that_keeps_reading(
             assert texts == [str(n) for n in range(1000)]
     finally:
         stop_server(server)
+
+
+def test_history_crosses_processes_and_a_redis_restarted_empty_starts_a_new_epoch(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    """A member comes back on the other process and gets what it missed from Redis;
+    after Redis restarts with nothing (no persistence) the old position is refused, and
+    the room starts again under a new epoch: never a partial or a wrong replay."""
+    one, two = pair
+    with RoomsClient(one.ws_url) as sender:
+        first = sender.join("kept")
+        for number in range(3):
+            sender.send(type="message", room="kept", text=f"m{number + 1}", id=f"k{number}")
+        acks = [event for event in (sender.receive() for _ in range(6)) if event["type"] == "ack"]
+    assert [ack["offset"] for ack in acks] == [1, 2, 3]
+    since = {"epoch": first["epoch"], "offset": 1}
+    with RoomsClient(two.ws_url) as reader:
+        reader.send(type="join", room="kept", since=since)
+        joined = reader.expect("joined")
+        assert (joined["recovered"], joined["missed"]) == (True, 2)
+        assert [reader.expect("message")["text"] for _ in range(2)] == ["m2", "m3"]
+
+    kill_and_wait(redis, (one, two))
+    redis.start()
+    for server in (one, two):
+        wait_for_health(server, 200, RECOVERY_TIMEOUT)
+    with RoomsClient(two.ws_url) as reader:
+        reader.send(type="join", room="kept", since=since)
+        joined = reader.expect("joined")
+        assert (joined["recovered"], joined["missed"], joined["offset"]) == (False, 0, 0)
+        assert joined["epoch"] != first["epoch"]
+        reader.send(type="message", room="kept", text="after", id="k-after")
+        message = reader.expect("message")
+        assert (message["epoch"], message["offset"]) == (joined["epoch"], 1)

@@ -126,7 +126,9 @@ class Histories:
 
     def position(self, room: str) -> Position:
         """Where ``room``'s history stands now (offset 0: no message yet)."""
-        history = self._history(room, self._clock())
+        now = self._clock()
+        self._expire(now)
+        history = self._history(room, now)
         return Position(history.epoch, history.top)
 
     def since(self, room: str, since: Position) -> tuple[bool, Sequence[str]]:
