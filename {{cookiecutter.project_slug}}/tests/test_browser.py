@@ -180,3 +180,32 @@ def test_two_pages_chat_and_recover_from_a_server_restart(
         alice.screenshot(path=SCREENSHOT_PATH)
     assert live.current is not None
     assert TOKEN not in live.current.log()  # it was in every handshake, and is in no log line
+
+
+def test_a_page_that_was_offline_gets_every_message_it_missed_in_order_once(
+    live: RestartableServer, open_page: Callable[..., Page]
+) -> None:
+    # Pings often, so that the page offline notices its dead connection in a second.
+    away = open_page(f"{PAGE_QUERY}&pingInterval=300&pingTimeout=700")
+    sender = open_page()
+    for page in (away, sender):
+        join(page, "resume")
+    for page in (away, sender):
+        expect_members(page, "resume", 2)
+
+    # The page gives its connection up (no pong); the server cannot tell yet, and sends
+    # the messages into a connection that the page no longer reads.
+    away.context.set_offline(True)
+    expect(away.get_by_test_id("state")).to_have_attribute("data-state", NOT_CONNECTED)
+    texts = [f"while away {number:02d}" for number in range(20)]
+    for text in texts:
+        send(sender, text)
+    away.context.set_offline(False)
+
+    expect(away.get_by_test_id("state")).to_have_attribute("data-state", "open")
+    log = away.get_by_test_id("log")
+    came_back = log.locator('[data-kind="info"]', has_text="20 missed messages in #resume came")
+    expect(came_back).to_have_count(1)
+    messages = log.locator('[data-kind="message"] .text')
+    expect(messages).to_have_count(20)
+    assert messages.all_text_contents() == texts

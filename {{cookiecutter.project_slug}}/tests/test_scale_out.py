@@ -6,6 +6,7 @@ but the Redis they are given.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,3 +307,40 @@ def test_history_crosses_processes_and_a_redis_restarted_empty_starts_a_new_epoc
         reader.send(type="message", room="kept", text="after", id="k-after")
         message = reader.expect("message")
         assert (message["epoch"], message["offset"]) == (joined["epoch"], 1)
+
+
+def test_a_process_that_missed_a_message_resumes_the_room_for_its_members(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    """A message lost on its way to the processes (numbered and kept in the history, never
+    published, as when their subscriber connections were down): the next message shows
+    the jump, and each process gets its members the lost one, then that one, once each."""
+    one, two = pair
+    names = Names("pair")
+    with RoomsClient(one.ws_url) as alice, RoomsClient(two.ws_url) as bob:
+        alice.join("gappy")
+        bob.join("gappy")
+        alice.expect("presence")
+        alice.send(type="message", room="gappy", text="m1")
+        first = bob.expect("message")
+        assert alice.expect("message") == first
+        with redis_client.Redis.from_url(redis.url, decode_responses=True) as raw:
+            offset = raw.hincrby(names.position("gappy"), "offset", 1)
+            lost = json.dumps({**first, "text": "m2 (lost)", "offset": offset})
+            raw.xadd(names.history("gappy"), {"f": lost}, id=f"{offset}-0")
+        alice.send(type="message", room="gappy", text="m3")
+        for client in (alice, bob):
+            joined = client.expect("joined")
+            assert (joined["recovered"], joined["missed"]) == (True, 2)
+            events = [client.expect("message") for _ in range(2)]
+            assert [(e["text"], e["offset"]) for e in events] == [("m2 (lost)", 2), ("m3", 3)]
+            client.send(type="ping")
+            assert client.expect("pong") == {"type": "pong"}  # nothing twice
+        for server in (one, two):
+            assert broker_gaps(server) == 1
+
+
+def broker_gaps(server: Server) -> int:
+    status, _, body = get(f"{server.http_url}/health")
+    assert status == 200
+    return int(json.loads(body)["broker"]["gaps"])

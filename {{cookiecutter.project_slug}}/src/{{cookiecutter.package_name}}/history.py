@@ -3,9 +3,10 @@
 Every room message gets a position: the room's epoch and the next offset. The
 last ``HISTORY_SIZE`` messages of a room are kept until ``HISTORY_TTL`` seconds
 after its last message; a member that comes back with the position it had
-gets exactly what it missed, or is told that it cannot be recovered. The
-Redis broker keeps the same in Redis (``redis_layout.py``'s scripts), by the
-same rules, which :func:`recover` states.
+gets exactly what it missed, or is told that it cannot be recovered{% if cookiecutter.broker == "redis" %}. The
+Redis broker keeps the same in Redis (``redis_scripts.py``), by the same rules,
+which :func:`recover` states{% else %}, by the
+rules :func:`recover` states{% endif %}.
 """
 
 from __future__ import annotations

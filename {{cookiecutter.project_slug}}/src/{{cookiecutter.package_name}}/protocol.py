@@ -189,8 +189,7 @@ def welcome(connection_id: str) -> str:
 
 Parts = tuple[str, ...]
 """A frame cut around the values a broker fills in: ``parts[0] + values[0] + parts[1] + …``,
-each value as JSON text. Brokers fill them (the Redis one in its scripts), in the order the
-functions below give."""
+each value as JSON text. The broker fills them in, in the order the functions below give."""
 
 
 def fill(parts: Parts, values: tuple[str, ...]) -> str:

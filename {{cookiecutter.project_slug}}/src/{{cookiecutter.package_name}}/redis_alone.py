@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from . import protocol
 from .broker import Remote, fan_out
 from .rooms import Announcement, Effect, Hub, Post, Publish, Recount
 
 log = logging.getLogger(__name__)
+
+Joined = Callable[[str], tuple[Announcement, ...]]
+"""The announcements that tell a room's every member its count again."""
 
 HELD_PRESENCES = 256
 """Presences held per room while Redis is away; older ones are dropped (the counts
@@ -48,19 +52,24 @@ class ServedAlone:
             return fan_out(self.hub, effect)
         if isinstance(effect, Post):
             return [effect.refusal()]
-        presences = [a for a in effect.announcements if a.skip is not None]
+        presences = [a for a in effect.announcements if a.is_presence]
         if presences and (effect.room in self._held or len(self._held) < HELD_ROOMS):
             self._held.setdefault(effect.room, deque(maxlen=HELD_PRESENCES)).extend(presences)
         elif presences and len(self._held) == HELD_ROOMS:
             log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
             self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
         values = protocol.joined_values(effect.local_members, None)
-        return [a.publish(effect.room, values) for a in effect.announcements if a.only is not None]
+        return [
+            a.publish(effect.room, values)
+            for a in effect.announcements
+            if not a.is_presence and a.only is not None
+        ]
 
-    def take(self) -> list[Remote]:
+    def take(self, joined: Joined | None = None) -> list[Remote]:
         """Every room with held presences, as the recount that sends them and a
-        ``joined`` with the room's total to its every member; nothing is held after."""
-        held: list[Remote] = [self._recount(room) for room in self._held]
+        ``joined`` with the room's total to its every member (``joined(room)``: the
+        announcements that say so, by default the hub's); nothing is held after."""
+        held: list[Remote] = [self._recount(room, joined) for room in self._held]
         self._held.clear()
         return held
 
@@ -68,6 +77,7 @@ class ServedAlone:
         """The first room's held presences, as :meth:`take` would send them."""
         return next((self._recount(room) for room in self._held), None)
 
-    def _recount(self, room: str) -> Recount:
+    def _recount(self, room: str, joined: Joined | None = None) -> Recount:
         presences = self._held[room]
-        return Recount(room, self.hub.members(room), (*presences, self.hub.joined(room)))
+        again = (self.hub.joined(room),) if joined is None else joined(room)
+        return Recount(room, self.hub.members(room), (*presences, *again))

@@ -1,9 +1,9 @@
 """What the Redis broker's core (``redis_pubsub.py``) asks of its I/O, and what it is given.
 
-The core yields :data:`Io` and is sent the answers; the adapters
-(``redis_asyncio.py``, ``redis_gevent.py``) carry them out with their own
-concurrency library, and hand the core a queue (:class:`Jobs`) and events
-(:class:`Flag`) of that library.
+The core yields :data:`Io` and is sent the answers; the adapter
+(``{{ "redis_asyncio.py" if cookiecutter.server == "asgi-uvicorn" else "redis_gevent.py" }}``) carries them out with its own concurrency
+library, and hands the core a queue (:class:`Jobs`) and events (:class:`Flag`)
+of that library.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 from redis import exceptions
 from redis.backoff import EqualJitterBackoff
 
-from .broker import Remote, drive
+from .broker import Remote, drive, fan_out
 from .history import Retention
 from .redis_alone import ServedAlone
 from .redis_io import Execute, Flag, Io, Jobs, Subscribe, Unsubscribe
@@ -40,7 +40,8 @@ from .redis_layout import (
     leave_commands,
     redacted,
 )
-from .rooms import Effect, Hub, Recount
+from .redis_positions import Positions
+from .rooms import Announcement, Effect, Hub, Recount
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +106,19 @@ class Subscriber:
         self.confirming: set[str] = set()
         self._leaving: Counter[str] = Counter()
         self.alone = ServedAlone(hub)  # what it does while Redis cannot serve
+        self.positions = Positions(self.names.process_id)  # what it last saw of each room
 
     def not_ready(self) -> str | None:
         return None if self.subscribed else self.problem
 
     def report(self) -> dict[str, object]:
-        """What ``/health`` shows of the broker: its pub/sub, channels, frames received."""
+        """What ``/health`` shows of the broker: its pub/sub, channels, frames received,
+        gaps closed."""
         return {
             "pubsub": "sharded" if self.sharded else "plain",
             "channels": len(self.channels),
             "frames_received": self.frames_received,
+            "gaps": self.positions.gaps,
         }
 
     def work(self, effects: list[Effect]) -> Generator[Io, Any]:
@@ -168,13 +172,16 @@ class Subscriber:
 
     def _to_unsubscribe(self, remote: Sequence[Remote]) -> tuple[str, ...]:
         """The subscribed channels of ``remote``'s rooms that have no member here any more."""
-        channels = []
+        channels, rooms = [], []
         for room in dict.fromkeys(effect.room for effect in remote):
             channel = self.names.channel(room)
             if channel in self.channels and not self.hub.members(room):
                 channels.append(channel)
+                rooms.append(room)
         self._forget(channels)
         self._leaving.update(channels)
+        for room in rooms:
+            self.positions.forget(room)
         return tuple(channels)
 
     def _ask(self, channels: Sequence[str]) -> None:
@@ -297,6 +304,7 @@ class Subscriber:
         log.warning("Redis failed (%s): serving this process's members only", error)
         self.subscribed = False
         self.problem = f"Redis at {self.where} failed: {error}"
+        self.positions.resuming.clear()  # resumed again once subscribed
         self.broken.set()
         for effect in remote:
             drive(self.hub, self.alone.carry(effect), self.alone.carry)
@@ -316,12 +324,13 @@ class Subscriber:
         self.subscribed = True
         log.info("subscribed to Redis at %s (%s pub/sub)", self.where, self.report()["pubsub"])
         self.hub.forget_pending()
-        held = self.alone.take()
+        self.positions.resuming.clear()
+        held = self.alone.take(self._joined_again)
         rooms_held = {effect.room for effect in held}
         return [
             *held,
             *(
-                Recount(room, members, (self.hub.joined(room),))
+                Recount(room, members, self._joined_again(room))
                 for room, members in self.hub.local_rooms().items()
                 if room not in rooms_held
             ),
@@ -354,9 +363,22 @@ class Subscriber:
         return RECONNECT_BACKOFF.compute(failures)
 
     def _fan_out(self, envelope: str) -> list[Effect]:
-        """A frame from a room's channel, handed to this process's members."""
-        publish = decode_envelope(envelope)
-        return self.hub.fan_out(publish.room, publish.frame, publish.skip, publish.only)
+        """A frame from a room's channel, handed to this process's members; a room
+        that missed a message here is resumed (``redis_positions.py``)."""
+        arrived = decode_envelope(envelope)
+        publish, resume = self.positions.arrived(arrived)
+        effects = [] if publish is None else fan_out(self.hub, publish)
+        if resume is not None:
+            effects.append(Recount(arrived.room, self.hub.members(arrived.room), (resume,)))
+        return effects
+
+    def _joined_again(self, room: str) -> tuple[Announcement, ...]:
+        """A ``joined`` with the room's total to its every member: here, the one that
+        resumes the room from the position this process last saw, if it saw one."""
+        resume = self.positions.resume(room)
+        if resume is None:
+            return (self.hub.joined(room),)
+        return (Announcement(self.hub.joined(room).parts, skip=self.positions.here), resume)
 
     def on_effects_failed(self, effects: list[Effect]) -> None:
         """Carrying out ``effects`` raised: log it with the traceback, and go on."""

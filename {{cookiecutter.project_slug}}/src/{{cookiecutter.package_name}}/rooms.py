@@ -99,6 +99,11 @@ class Announcement:
     def publish(self, room: str, values: tuple[str, ...]) -> Publish:
         return Publish(room, protocol.fill(self.parts, values), self.skip, self.only)
 
+    @property
+    def is_presence(self) -> bool:
+        """A ``presence`` (else a ``joined``)."""
+        return self.parts[0].startswith('{"type":"presence"')
+
 
 @dataclass(frozen=True, slots=True)
 class Recount:

@@ -1,15 +1,15 @@
 """A connection's frames of one event-loop step, written together when the step ends.
 
 A broadcast hands each member its frame at once (the adapters' ``send_nowait``).
-In a burst, many broadcasts in one step (a Redis read of many room frames,
-many peers' messages read together), a system call per member and frame would
-cost more than everything else a frame takes. So a connection gathers what it
+In a burst, many broadcasts in one step (many room frames read together, many
+peers' messages read together), a system call per member and frame would cost
+more than everything else a frame takes. So a connection gathers what it
 is handed during the step, and writes it all with one call once the step is
 over: at once for the peer, as few calls as the burst allows.
 
-The adapters say how the end of a step is reached (``loop.call_soon``, gevent's
-``loop.run_callback``) and how a connection writes; a connection writes what it
-gathered before anything else it writes, a close frame above all.
+The adapter (``{{ "uvicorn_websocket.py" if cookiecutter.server == "asgi-uvicorn" else "gevent_websocket.py" }}``) says how the end of a step is reached
+and how a connection writes; a connection writes what it gathered before
+anything else it writes, a close frame above all.
 """
 
 from __future__ import annotations

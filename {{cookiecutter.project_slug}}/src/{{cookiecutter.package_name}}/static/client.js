@@ -2,7 +2,11 @@
 // Plain ES module, no dependencies, no build step. It keeps one websocket open,
 // reconnects by itself with capped exponential backoff and full jitter, rejoins
 // its rooms after every reconnect, and pings the server so that a dead
-// connection is noticed.
+// connection is noticed. It remembers where each room's history was when it
+// last heard from it and rejoins from there, so that the messages it missed
+// come back, in order, once each; and it sends its messages with ids, keeping
+// each until the server acknowledges it and sending it again after a
+// reconnect (the server never delivers one twice).
 //
 //   import { RoomsClient } from "./client.js";
 //   const client = new RoomsClient();            // ws(s)://<page's folder>/ws
@@ -23,6 +27,7 @@ export const DEFAULTS = Object.freeze({
   maxReconnectDelay: 10_000, // backoff cap
   pingInterval: 20_000, // send a ping this often while open
   pingTimeout: 10_000, // no frame this long after a ping: the connection is dead
+  resendInterval: 3_000, // messages not acknowledged this long are sent again
 });
 
 /** Every event a RoomsClient emits. */
@@ -30,12 +35,20 @@ export const EVENTS = Object.freeze([
   "state", // { state, attempt, delay, retryAt }
   "welcome", // { id }
   "joined", // { room, members }, once per join (a repeated "joined" only updates "rooms")
+  "resumed", // { room, recovered, missed }: after a rejoin from where the client was
   "left", // { room }
   "presence", // { room, members, id, event: "join" | "leave" }
-  "message", // { room, from, text, ts, own }
-  "error", // { code, detail } from the server, or a client-side code
+  "message", // { room, from, text, ts, own, epoch, offset }, once each, in order
+  "ack", // { room, id, offset }: a message sent has its place in the room's history
+  "error", // { code, detail, room?, id? } from the server, or a client-side code
   "rooms", // [{ room, members, joined }] whenever the room list changes
 ]);
+
+/** A message id: 16 random letters and digits (ids the server accepts). */
+export function newId() {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (byte) => byte.toString(36).padStart(2, "0")).join("").slice(0, 16);
+}
 
 /** True if `room` is a name the server accepts. */
 export function isValidRoom(room) {
@@ -81,6 +94,9 @@ export class RoomsClient {
   #id = null;
   #rooms = new Map(); // room -> member count, or null until the server confirms
   #pendingJoins = []; // rooms joined on this socket and not yet answered, in order
+  #positions = new Map(); // room -> { epoch, offset } of the last message seen there
+  #unacked = new Map(); // message id -> { room, text, sentAt }, oldest first
+  #resendTimer = null;
   #online = () => this.reconnectNow(); // the browser is back online: no need to wait
 
   /**
@@ -109,6 +125,16 @@ export class RoomsClient {
   /** The id the server gave this connection (its `from` in messages), or null. */
   get id() {
     return this.#id;
+  }
+
+  /** Where each room's history was when this client last heard from it. */
+  get positions() {
+    return new Map(this.#positions);
+  }
+
+  /** The messages sent and not acknowledged yet: [{ id, room, text }]. */
+  get unacked() {
+    return Array.from(this.#unacked, ([id, { room, text }]) => ({ id, room, text }));
   }
 
   /** The rooms this client wants to be in: [{ room, members, joined }]. */
@@ -175,17 +201,26 @@ export class RoomsClient {
   /** Leave `room` (and stop rejoining it). Returns false if the client was not in it. */
   leave(room) {
     if (!this.#rooms.delete(room)) return false;
+    this.#positions.delete(room);
     this.#emitRooms();
     if (this.#state === "open") this.#write({ type: "leave", room });
     return true;
   }
 
-  /** Send `text` to `room`; returns false if not open, not in that room, or the text is invalid. */
+  /**
+   * Send `text` to `room`; returns its id (its "ack" names it), or null if not open,
+   * not in that room, or the text is invalid. Until acknowledged it is sent again
+   * after a reconnect, and every `resendInterval` ms.
+   */
   send(room, text) {
     if (this.#state !== "open" || this.#rooms.get(room) == null || !isValidText(text)) {
-      return false;
+      return null;
     }
-    return this.#write({ type: "message", room, text });
+    const id = newId();
+    this.#unacked.set(id, { room, text, sentAt: Date.now() });
+    this.#write({ type: "message", room, text, id });
+    this.#resendTimer ??= setInterval(() => this.#resend(false), this.#options.resendInterval);
+    return id;
   }
 
   // -- connection lifecycle -------------------------------------------------
@@ -216,7 +251,7 @@ export class RoomsClient {
 
   #opened() {
     this.#pendingJoins = [];
-    for (const room of this.#rooms.keys()) this.#sendJoin(room);
+    for (const room of this.#rooms.keys()) this.#sendJoin(room, this.#positions.get(room));
     this.#pingTimer = setInterval(() => this.#ping(), this.#options.pingInterval);
     this.#setState("open");
   }
@@ -255,6 +290,8 @@ export class RoomsClient {
   /** Stop the timers and detach from the current socket, closing it if need be. */
   #drop(code, reason) {
     clearInterval(this.#pingTimer);
+    clearInterval(this.#resendTimer);
+    this.#resendTimer = null;
     clearTimeout(this.#deadTimer);
     this.#pingTimer = this.#deadTimer = null;
     this.#id = null;
@@ -277,8 +314,35 @@ export class RoomsClient {
     return true;
   }
 
-  #sendJoin(room) {
-    if (this.#write({ type: "join", room })) this.#pendingJoins.push(room);
+  #sendJoin(room, since = undefined) {
+    if (this.#write({ type: "join", room, since })) this.#pendingJoins.push(room);
+  }
+
+  /** Send again what waits for an ack: all of a room's (`room`), or what waited long. */
+  #resend(room) {
+    const now = Date.now();
+    for (const [id, message] of this.#unacked) {
+      const due = room === false ? now - message.sentAt >= this.#options.resendInterval : true;
+      if ((room === false || message.room === room) && due) {
+        if (this.#rooms.get(message.room) == null) continue; // after its join
+        message.sentAt = now;
+        this.#write({ type: "message", room: message.room, text: message.text, id });
+      }
+    }
+    if (this.#unacked.size === 0) {
+      clearInterval(this.#resendTimer);
+      this.#resendTimer = null;
+    } else {
+      this.#resendTimer ??= setInterval(() => this.#resend(false), this.#options.resendInterval);
+    }
+  }
+
+  /** Note a room's position; false if the message there was seen already. */
+  #advance(room, epoch, offset) {
+    const seen = this.#positions.get(room);
+    if (seen && seen.epoch === epoch && offset <= seen.offset) return false;
+    this.#positions.set(room, { epoch, offset });
+    return true;
   }
 
   #received(data) {
@@ -301,12 +365,22 @@ export class RoomsClient {
         this.#settleJoin(message.room);
         // A room left before the server answered is already being left.
         if (this.#rooms.has(message.room)) {
-          const wasJoined = this.#rooms.get(message.room) !== null;
-          this.#rooms.set(message.room, message.members);
+          const { room, members, epoch, offset, recovered } = message;
+          const wasJoined = this.#rooms.get(room) !== null;
+          this.#rooms.set(room, members);
           this.#emitRooms();
           // Again for a room already joined: only its count changed (the server
           // says so after a join repeated, or after its broker reconnected).
-          if (!wasJoined) this.#emit("joined", { room: message.room, members: message.members });
+          if (!wasJoined) this.#emit("joined", { room, members });
+          const seen = this.#positions.get(room);
+          if (recovered !== undefined) {
+            // What was missed follows; if it cannot, the history starts over from here.
+            this.#emit("resumed", { room, recovered, missed: message.missed });
+            if (!recovered && epoch != null) this.#positions.set(room, { epoch, offset });
+          } else if (epoch != null && (!seen || seen.epoch !== epoch)) {
+            this.#positions.set(room, { epoch, offset });
+          }
+          this.#resend(room);
         }
         break;
       case "left":
@@ -325,13 +399,22 @@ export class RoomsClient {
         });
         break;
       case "message":
-        this.#emit("message", {
-          room: message.room,
-          from: message.from,
-          text: message.text,
-          ts: message.ts,
-          own: message.from === this.#id,
-        });
+        if (this.#advance(message.room, message.epoch, message.offset)) {
+          this.#emit("message", {
+            room: message.room,
+            from: message.from,
+            text: message.text,
+            ts: message.ts,
+            own: message.from === this.#id,
+            epoch: message.epoch,
+            offset: message.offset,
+          });
+        }
+        break;
+      case "ack":
+        if (this.#unacked.delete(message.id)) {
+          this.#emit("ack", { room: message.room, id: message.id, offset: message.offset });
+        }
         break;
       case "error":
         if (message.code === "too_many_rooms" && this.#pendingJoins.length > 0) {
@@ -340,7 +423,12 @@ export class RoomsClient {
           const room = this.#pendingJoins.shift();
           if (this.#rooms.delete(room)) this.#emitRooms();
         }
-        this.#emit("error", { code: message.code, detail: message.detail });
+        this.#emit("error", {
+          code: message.code,
+          detail: message.detail,
+          room: message.room,
+          id: message.id,
+        });
         break;
       default:
         break; // "pong", and whatever a newer server may add

@@ -171,7 +171,24 @@ client.on("left", ({ room }) => addInfo(`Left #${room}.`));
 client.on("presence", ({ room, id, event }) => {
   addInfo(`${id} ${event === "join" ? "joined" : "left"} #${room}.`);
 });
-client.on("error", ({ code, detail }) => addInfo(`${code}: ${detail}`, "error"));
+client.on("resumed", ({ room, recovered, missed }) => {
+  if (!recovered) {
+    addInfo(`Messages sent to #${room} while you were away could not be recovered.`, "error");
+  } else if (missed > 0) {
+    addInfo(`${missed} missed ${missed === 1 ? "message" : "messages"} in #${room} came back.`);
+  }
+});
+const refused = new Set(); // messages already said to be refused: they are sent again
+client.on("error", ({ code, detail, id }) => {
+  if (code === "unavailable" && id !== undefined) {
+    if (refused.has(id)) return;
+    refused.add(id);
+    addInfo(`Not delivered yet, sending again: ${detail}`, "error");
+    return;
+  }
+  addInfo(`${code}: ${detail}`, "error");
+});
+client.on("ack", ({ id }) => refused.delete(id));
 
 // -- messages -----------------------------------------------------------------
 
