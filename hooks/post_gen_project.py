@@ -41,6 +41,8 @@ REDIS_FILES = (
     "src/{package}/redis_gevent.py",
     "tests/support/redis_cluster.py",
     "tests/support/redis_server.py",
+    "tests/support/resilient_client.py",
+    "tests/test_no_message_lost.py",
     "tests/test_redis_cluster.py",
     "tests/test_redis_positions.py",
     "tests/test_redis_pubsub.py",

@@ -73,6 +73,7 @@ TINY_BENCH = {
         (
             "| two servers / pipelined reference |",
             "| two servers / floor |",
+            "| history on / history off |",
             "process 0 CPU/s: base",
         ),
     ),

@@ -60,6 +60,12 @@ def server_spec(label: str, redis_url: str) -> ServerSpec:
     return project_spec(label, env, health=True)
 
 
+def server_spec_without_history(label: str, redis_url: str) -> ServerSpec:
+    """The same, keeping no room history (``HISTORY_SIZE=0``), under a prefix of its own."""
+    env = {"REDIS_URL": redis_url, "REDIS_PREFIX": f"{PREFIX}-bare", "WORKERS": "1"}
+    return project_spec(label, {**env, "HISTORY_SIZE": "0"}, health=True)
+
+
 def relay_spec(label: str, redis_url: str) -> ServerSpec:
     """One process of the floor, ``bench/redis_relay.py``, on the shared Redis."""
     command = [sys.executable, "-m", "bench.redis_relay", "--port", "{port}", "--redis", redis_url]
@@ -68,6 +74,10 @@ def relay_spec(label: str, redis_url: str) -> ServerSpec:
 
 SERVERS = (("server 1", server_spec), ("server 2", server_spec))
 RELAYS = (("relay 1", relay_spec), ("relay 2", relay_spec))
+WITHOUT_HISTORY = (
+    ("server 1, no history", server_spec_without_history),
+    ("server 2, no history", server_spec_without_history),
+)
 
 
 @contextlib.contextmanager
@@ -123,6 +133,7 @@ class Plan:
 
 
 TWO_SERVERS = "project, two servers: 1 → Redis → 2"
+NO_HISTORY = "project, two servers, history off (HISTORY_SIZE=0)"
 ONE_SERVER = "project, one server: 1 → Redis → 1"
 FLOOR = "floor: a bare relay, two processes"
 REFERENCE = "reference: redis-py, pipelined PUBLISH"
@@ -135,8 +146,8 @@ def plans(
     servers: Sequence[RunningServer], redis_url: str, load: Load, text_bytes: int
 ) -> list[Plan]:
     """The measurements, in the order they run (the order of the table's rows): ``servers``
-    are :data:`SERVERS`' then :data:`RELAYS`'."""
-    one, two, relay_one, relay_two = servers
+    are :data:`SERVERS`', :data:`RELAYS`' then :data:`WITHOUT_HISTORY`'s."""
+    one, two, relay_one, relay_two, bare_one, bare_two = servers
     quiet = Load(min(load.messages, QUIET_MESSAGES), 1, 1)
 
     def project(
@@ -157,6 +168,7 @@ def plans(
 
     return [
         project(TWO_SERVERS, two, ACROSS, load),
+        project(NO_HISTORY, bare_two, ACROSS, load, bare_one),
         project(ONE_SERVER, one, WITHIN, load),
         project(FLOOR, relay_two, ACROSS, load, relay_one),
         reference(REFERENCE, load),

@@ -17,6 +17,8 @@ other (``bench/redis_measure.py``):
 - one server: the same, with the receiver on server 1. With the Redis broker a process's own
   members get room messages back through the subscription too, so this path crosses Redis as
   well; what it leaves out is the second server.
+- history off: the two-server measurement through two more servers that keep no room history
+  (``HISTORY_SIZE=0``): what numbering and keeping every message in a Redis stream costs.
 - floor: the two-server measurement through two processes of a bare relay (picows and
   redis-py, no validation, presence or limits) instead of the project's servers: the least any
   server carrying these messages between two processes through Redis costs on this machine.
@@ -53,6 +55,7 @@ from bench.redis_measure import (
     QUIET_MESSAGES,
     RELAYS,
     SERVERS,
+    WITHOUT_HISTORY,
     Measurement,
     measure_all,
     plans,
@@ -79,7 +82,8 @@ def bench(options: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="redis-pubsub-") as tmp:
         log_dir = Path(tmp)
         try:
-            with servers_on_redis(SERVERS + RELAYS, log_dir, servers) as (redis_url, redis_pid):
+            specs = SERVERS + RELAYS + WITHOUT_HISTORY
+            with servers_on_redis(specs, log_dir, servers) as (redis_url, redis_pid):
                 meters = {server.label: server.cpu_seconds for server in servers}
                 meters["redis-server"] = lambda: tree_cpu_seconds(redis_pid)
                 work = plans(servers, redis_url, load, options.text_bytes)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from bench.common import log_findings, loop_name, machine, project_metadata, ratio
 from bench.redis_measure import (
     FLOOR,
+    NO_HISTORY,
     QUIET_FLOOR,
     QUIET_REFERENCE,
     QUIET_TWO_SERVERS,
@@ -55,7 +56,9 @@ def table(measurements: Sequence[Measurement]) -> str:
         cells = [cell(numbers[0], 0), *(cell(value) for value in numbers[1:])]
         rows.append([measurement.label, delivered, *cells])
     by_label = {measurement.label: figures(measurement) for measurement in measurements}
-    busy, floor, capacity = (by_label[label] for label in (TWO_SERVERS, FLOOR, REFERENCE))
+    busy, bare, floor, capacity = (
+        by_label[label] for label in (TWO_SERVERS, NO_HISTORY, FLOOR, REFERENCE)
+    )
     quiet, quiet_floor, hop = (
         by_label[label] for label in (QUIET_TWO_SERVERS, QUIET_FLOOR, QUIET_REFERENCE)
     )
@@ -63,6 +66,7 @@ def table(measurements: Sequence[Measurement]) -> str:
     for label, numerator, denominator in (
         ("two servers / pipelined reference", busy, capacity),
         ("two servers / floor", busy, floor),
+        ("history on / history off", busy, bare),
         ("floor / pipelined reference", floor, capacity),
     ):
         rows.append([label, "", ratio(numerator[0], denominator[0]), "-", "-", "-"])
@@ -117,7 +121,8 @@ def header(load: Load, quiet: int, text_bytes: int) -> str:
             f"sender{'' if load.senders == 1 else 's'}, at most {load.window} in flight per "
             f"sender; one at a time: {quiet} messages from 1 sender; {text_bytes}-character "
             f"text ({project_payload_length(text_bytes)} characters on the channel); two "
-            "single-worker servers on one Redis; each receiver in a process of its own",
+            "single-worker servers on one Redis, keeping the default room history "
+            "(HISTORY_SIZE=100); each receiver in a process of its own",
         ]
     )
 

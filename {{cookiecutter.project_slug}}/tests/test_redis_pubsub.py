@@ -136,11 +136,13 @@ class Process:
                 offsets.append(offset)
             return frames, [EPOCH, *offsets]
         channel, members, head = words[5], int(words[9]), words[12]
-        total = members + self.others
-        values = (str(total), f'"{EPOCH}"', str(self.top.get(channel, 0)), "false", "0")
+        total, top = members + self.others, self.top.get(channel, 0)
         frames, at = [], 15
         while at < len(words):
             skip, only, count = words[at], words[at + 1], int(words[at + 4])
+            # Nothing is kept: a resume recovers only when nothing was missed.
+            recovered = words[at + 2] == EPOCH and words[at + 3] == str(top)
+            values = (str(total), f'"{EPOCH}"', str(top), str(recovered).lower(), "0")
             parts = tuple(words[at + 5 : at + 5 + count])
             envelope = f"{head}{skip}{SEPARATOR}{only}{SEPARATOR}"
             frames.append((channel, envelope + fill(parts, values)))

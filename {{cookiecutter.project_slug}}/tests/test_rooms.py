@@ -38,11 +38,12 @@ class RecordingOutbox:
 
     def take(self) -> list[dict[str, Any]]:
         """The events offered since the last take, without their positions (epoch and
-        offset: the tests of positions and history below look at them)."""
+        offset) and resume outcomes: the tests of history (``test_history.py``,
+        ``test_resume.py``) look at those."""
         events = self.take_positioned()
         for event in events:
-            event.pop("epoch", None)
-            event.pop("offset", None)
+            for key in ("epoch", "offset", "recovered", "missed"):
+                event.pop(key, None)
         return events
 
     def take_positioned(self) -> list[dict[str, Any]]:

@@ -38,15 +38,18 @@ class ServedAlone:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._held: dict[str, deque[Announcement]] = {}  # room: its presences, oldest first
+        # Room: the joins that resume from a position, answered once the history can be read.
+        self._resuming: dict[str, list[Announcement]] = {}
 
     def carry(self, effect: Remote) -> list[Effect]:
         """Carry out ``effect`` in this process alone, while Redis cannot.
 
         Of a recount, the ``joined`` for a joining member goes out now, so that
-        the join completes (with no position, and nothing recovered); the
-        presences are held: the other processes cannot get them yet, and a count
-        of this process alone would be wrong for everyone. A ``joined`` for a
-        whole room waits for the next one.
+        the join completes (with no position); one that resumes from a position
+        waits for Redis, which holds what it missed. The presences are held: the
+        other processes cannot get them yet, and a count of this process alone
+        would be wrong for everyone. A ``joined`` for a whole room waits for the
+        next one.
         """
         if isinstance(effect, Publish):
             return fan_out(self.hub, effect)
@@ -58,26 +61,35 @@ class ServedAlone:
         elif presences and len(self._held) == HELD_ROOMS:
             log.warning("presences of more than %d rooms are not held", HELD_ROOMS)
             self._held[effect.room] = deque(maxlen=0)  # counted, so that this warns once
+        joins = [a for a in effect.announcements if not a.is_presence and a.only is not None]
+        resuming = [a for a in joins if a.since is not None]
+        if resuming:
+            self._resuming.setdefault(effect.room, []).extend(resuming)
         values = protocol.joined_values(effect.local_members, None)
-        return [
-            a.publish(effect.room, values)
-            for a in effect.announcements
-            if not a.is_presence and a.only is not None
-        ]
+        return [a.publish(effect.room, values) for a in joins if a.since is None]
+
+    def resuming(self) -> list[tuple[str, str]]:
+        """The members whose resuming join waits for Redis, and their rooms."""
+        return [(a.only, room) for room, joins in self._resuming.items() for a in joins if a.only]
 
     def take(self, joined: Joined | None = None) -> list[Remote]:
         """Every room with held presences, as the recount that sends them and a
         ``joined`` with the room's total to its every member (``joined(room)``: the
         announcements that say so, by default the hub's); nothing is held after."""
-        held: list[Remote] = [self._recount(room, joined) for room in self._held]
+        rooms = dict.fromkeys([*self._held, *self._resuming])
+        held: list[Remote] = [self._recount(room, joined) for room in rooms]
         self._held.clear()
+        self._resuming.clear()
         return held
 
     def oldest(self) -> Recount | None:
         """The first room's held presences, as :meth:`take` would send them."""
-        return next((self._recount(room) for room in self._held), None)
+        return next((self._recount(room) for room in [*self._held, *self._resuming]), None)
 
     def _recount(self, room: str, joined: Joined | None = None) -> Recount:
-        presences = self._held[room]
+        """The room's held presences, its resuming joins (each followed by what its member
+        missed, to it alone, before anything else reaches it), then its count to all."""
+        presences = self._held.get(room, ())
+        resuming = self._resuming.get(room, ())
         again = (self.hub.joined(room),) if joined is None else joined(room)
-        return Recount(room, self.hub.members(room), (*presences, *again))
+        return Recount(room, self.hub.members(room), (*presences, *resuming, *again))

@@ -324,6 +324,8 @@ class Subscriber:
         self.subscribed = True
         log.info("subscribed to Redis at %s (%s pub/sub)", self.where, self.report()["pubsub"])
         self.hub.forget_pending()
+        for member, room in self.alone.resuming():  # answered by the resumes held
+            self.hub.expect_joined(member, room)
         self.positions.resuming.clear()
         held = self.alone.take(self._joined_again)
         rooms_held = {effect.room for effect in held}

@@ -265,6 +265,11 @@ class Hub:
         """
         self._pending.clear()
 
+    def expect_joined(self, connection_id: str, room: str) -> None:
+        """Hand ``room``'s frames to a member again only after its ``joined``."""
+        if connection_id in self._members.get(room, ()):
+            self._pending.add((connection_id, room))
+
     def members(self, room: str) -> int:
         """How many connections of this process are in ``room``."""
         return len(self._members.get(room, ()))

@@ -21,7 +21,11 @@ class RoomsClient:
 
     def __init__(self, ws_url: str) -> None:
         self._exit_stack = contextlib.ExitStack()
-        self.ws = self._exit_stack.enter_context(connect(f"{ws_url}/ws", open_timeout=5))
+        # No pings of its own: a test may leave events unread for longer than a ping
+        # interval, and a ping whose pong waits behind them would stall the close. For
+        # the same reason a close does not wait long for the server's close frame.
+        connection = connect(f"{ws_url}/ws", open_timeout=5, ping_interval=None, close_timeout=1)
+        self.ws = self._exit_stack.enter_context(connection)
         self.id: str = self.expect("welcome")["id"]
 
     def __enter__(self) -> RoomsClient:
