@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 RESEND_AFTER = 1.0  # seconds a message waits for its ack before it is sent again
 RECONNECT_DELAY = 0.2
@@ -46,7 +47,7 @@ class ResilientMember:
         self.unacked: dict[str, float] = {}  # id: when it was last sent
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.ws: ClientConnection | None = None
+        self.ws: Connection | None = None
         self.joined = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,7 +91,7 @@ class ResilientMember:
                 self.joined.clear()
             self.stopping.wait(RECONNECT_DELAY)
 
-    def _serve(self, ws: ClientConnection) -> None:
+    def _serve(self, ws: Connection) -> None:
         join: dict[str, Any] = {"type": "join", "room": self.room}
         if self.position is not None:
             join["since"] = {"epoch": self.position[0], "offset": self.position[1]}
