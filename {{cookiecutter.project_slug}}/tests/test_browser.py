@@ -209,3 +209,30 @@ def test_a_page_that_was_offline_gets_every_message_it_missed_in_order_once(
     messages = log.locator('[data-kind="message"] .text')
     expect(messages).to_have_count(20)
     assert messages.all_text_contents() == texts
+
+
+def test_an_app_event_published_by_client_js_reaches_a_page_and_its_listener(
+    live: RestartableServer, open_page: Callable[..., Page]
+) -> None:
+    page = open_page()
+    join(page, "events")
+    expect_members(page, "events", 1)
+    # A second client in the same page, through client.js: it listens for the event,
+    # publishes it, and hands back what its listener got.
+    received = page.evaluate(
+        """async (token) => {
+            const { RoomsClient, socketUrl } = await import("./static/client.js");
+            const client = new RoomsClient(socketUrl("ws", location.href, token));
+            const got = new Promise((resolve) => client.on("shape.add", resolve));
+            client.on("joined", () => client.publish("events", "shape.add", { x: 1, y: [2] }));
+            client.connect();
+            client.join("events");
+            const detail = await got;
+            client.close();
+            return { event: detail.event, data: detail.data, own: detail.own };
+        }""",
+        TOKEN,
+    )
+    assert received == {"event": "shape.add", "data": {"x": 1, "y": [2]}, "own": True}
+    shown = page.get_by_test_id("log").locator('[data-testid="event"]')
+    expect(shown).to_have_text('shape.add {"x":1,"y":[2]}')

@@ -5,7 +5,15 @@ import json
 import pytest
 
 from {{ cookiecutter.package_name }} import protocol
-from {{ cookiecutter.package_name }}.protocol import Join, Leave, Ping, Position, ProtocolError, Say
+from {{ cookiecutter.package_name }}.protocol import (
+    AppEvent,
+    Join,
+    Leave,
+    Ping,
+    Position,
+    ProtocolError,
+    Say,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +24,15 @@ from {{ cookiecutter.package_name }}.protocol import Join, Leave, Ping, Position
         ('{"type":"message","room":"a.b:c-d_e","text":"hi"}', Say("a.b:c-d_e", "hi")),
         ('{"type":"message","room":"cafe","text":"ünï ✓"}', Say("cafe", "ünï ✓")),
         ('{"type":"message","room":"r","text":"hi","id":"a-1_B"}', Say("r", "hi", "a-1_B")),
+        (
+            '{"type":"message","room":"r","event":"cursor.move","data":{"x":[1,2.5,null]}}',
+            Say("r", None, None, AppEvent("cursor.move", {"x": [1, 2.5, None]})),
+        ),
+        ('{"type":"message","room":"r","event":"p-1"}', Say("r", None, None, AppEvent("p-1"))),
+        (
+            '{"type":"message","room":"r","text":"t","event":"e:f","data":"ünï","from":"forged"}',
+            Say("r", "t", None, AppEvent("e:f", "ünï")),
+        ),
         (
             '{"type":"join","room":"r","since":{"epoch":"ab12","offset":0}}',
             Join("r", Position("ab12", 0)),
@@ -68,6 +85,20 @@ def test_parses_valid_messages(frame: str, expected: protocol.ClientMessage) -> 
         ('{"type":"message","room":"r","text":"t","id":7}', "invalid_id"),
         ('{"type":"message","room":"r","text":"t","id":"a b"}', "invalid_id"),
         (json.dumps({"type": "message", "room": "r", "text": "t", "id": "i" * 65}), "invalid_id"),
+        ('{"type":"message","room":"r","data":1}', "invalid_event"),  # data needs an event
+        ('{"type":"message","room":"r","event":""}', "invalid_event"),
+        ('{"type":"message","room":"r","event":"1st"}', "invalid_event"),
+        ('{"type":"message","room":"r","event":"a b"}', "invalid_event"),
+        ('{"type":"message","room":"r","event":7}', "invalid_event"),
+        (json.dumps({"type": "message", "room": "r", "event": "e" * 65}), "invalid_event"),
+        ('{"type":"message","room":"r","event":"e","data":NaN}', "invalid_event"),
+        ('{"type":"message","room":"r","event":"e","data":[-Infinity]}', "invalid_event"),
+        ('{"type":"message","room":"r","event":"e","data":"\\ud800"}', "invalid_event"),
+        ('{"type":"message","room":"r","event":"e","data":{"\\udfff":1}}', "invalid_event"),
+        (
+            '{"type":"message","room":"r","event":"e","data":' + "[" * 33 + "]" * 33 + "}",
+            "invalid_event",
+        ),
         ('{"type":"join","room":"r","since":null}', "invalid_since"),
         ('{"type":"join","room":"r","since":{"epoch":"ab12"}}', "invalid_since"),
         ('{"type":"join","room":"r","since":{"epoch":"","offset":1}}', "invalid_since"),

@@ -353,3 +353,26 @@ def assert_consistent(
                 last_count[event["room"]] = event["members"]
         for room in hub.rooms_of(connection_id):
             assert last_count[room] == hub.members(room)
+
+
+def test_an_app_event_fans_out_unchanged_with_the_senders_id() -> None:
+    harness = Harness(Hub(clock=lambda: 1700000000.0))
+    alice, alice_box = harness.connect()
+    bob, bob_box = harness.connect()
+    for member in (alice, bob):
+        send(harness, member, type="join", room="board")
+    alice_box.take()
+    bob_box.take()
+    data = {"x": [1, 2.5, None], "label": "ünï ✓", "deep": {"a": {"b": {}}}}
+    forged = {"from": "someone else"}
+    send(harness, alice, type="message", room="board", event="shape.add", data=data, **forged)
+    expected = {
+        "type": "message",
+        "room": "board",
+        "from": alice,  # never what the client claims
+        "event": "shape.add",
+        "data": data,
+        "ts": 1700000000000,
+    }
+    assert alice_box.take() == [expected]
+    assert bob_box.take() == [expected]

@@ -27,6 +27,11 @@ from tests.support.raw_websocket import (
 )
 from tests.support.ws_client import CLIENT_MESSAGE, RoomsClient
 
+# An event whose data nests past what the server takes.
+DEEP_EVENT = (
+    '{"type": "message", "room": "lobby", "event": "e", "data": ' + "[" * 40 + "]" * 40 + "}"
+)
+
 
 def assert_nothing_pending(client: RoomsClient) -> None:
     client.send(type="ping")
@@ -85,6 +90,10 @@ def test_other_rooms_see_nothing(server: Server) -> None:
         (json.dumps({"type": "message", "room": "lobby", "text": "x" * 4097}), "invalid_text"),
         ('{"type": "message", "room": "lobby", "text": "hi"}', "not_joined"),
         ('{"type": "leave", "room": "lobby"}', "not_joined"),
+        ('{"type": "message", "room": "lobby", "event": "no spaces"}', "invalid_event"),
+        ('{"type": "message", "room": "lobby", "event": "e", "data": NaN}', "invalid_event"),
+        ('{"type": "message", "room": "lobby", "event": "e", "data": "\\udc00"}', "invalid_event"),
+        (DEEP_EVENT, "invalid_event"),
     ],
 )
 def test_invalid_input_gets_an_error_and_the_connection_stays_usable(
@@ -286,3 +295,19 @@ def test_a_reader_that_never_reads_is_cut_off_while_others_keep_receiving(
         assert [event["members"] for event in leaves] == [2, 2]  # both saw the stuck one go
         assert read_until_close(stuck) in (1008, None)
         stuck.close()
+
+
+def test_an_app_event_reaches_every_member_unchanged(server: Server) -> None:
+    data = {"shape": "circle", "at": [10, 20.5], "tags": None, "label": "ünï ✓", "n": 2**40}
+    with RoomsClient(server.ws_url) as alice, RoomsClient(server.ws_url) as bob:
+        alice.join("canvas-events")
+        bob.join("canvas-events")
+        alice.expect("presence")
+        alice.send(type="message", room="canvas-events", event="shape.add", data=data, id="e1")
+        # The sender's ack and its copy may come in either order (the copy may come
+        # through Redis).
+        for_alice = {event["type"]: event for event in (alice.receive(), alice.receive())}
+        assert for_alice["ack"]["id"] == "e1"
+        for event in (for_alice["message"], bob.expect("message")):
+            assert (event["from"], event["event"], event["data"]) == (alice.id, "shape.add", data)
+            assert "text" not in event

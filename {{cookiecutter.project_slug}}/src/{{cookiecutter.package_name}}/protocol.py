@@ -9,6 +9,7 @@ machine-readable schema.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,11 @@ MAX_ID_LENGTH = 64
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 """Message ids a client chooses: ASCII letters, digits, ``_`` or ``-``, at most 64 of them."""
 EPOCH_PATTERN = re.compile(r"[A-Za-z0-9]{1,32}")
+MAX_EVENT_LENGTH = 64
+EVENT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*")
+"""App-defined event names: a letter, then letters, digits, ``_``, ``.``, ``:`` or ``-``."""
+MAX_DATA_DEPTH = 32
+"""How deeply an event's ``data`` may nest arrays and objects."""
 """A room history's epoch, as the server hands it out."""
 """Lone surrogates, which JSON can spell (``\\ud800``) and no UTF-8 frame can carry."""
 
@@ -54,6 +60,7 @@ ERROR_CODES = (
     "invalid_id",  # "id" of a message not a string of 1-64 letters, digits, "_" or "-"
     "invalid_since",  # "since" of a join not {"epoch": string, "offset": integer >= 0}
     "unavailable",  # the server cannot publish right now (its broker is away): send it again
+    "invalid_event",  # "event" not a valid name, or its "data" too deep or not Unicode text
 )
 
 
@@ -88,14 +95,23 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class AppEvent:
+    """An app-defined event a message carries: its ``name``, and its ``data`` (any JSON)."""
+
+    name: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class Say:
-    """A ``message`` from the client to everyone in ``room``; with an ``id``, the
-    client is answered with an ``ack``, and a message sent again with the same
-    id is not delivered twice."""
+    """A ``message`` from the client to everyone in ``room``: a chat ``text``, an app
+    ``event``, or both. With an ``id``, the client is answered with an ``ack``, and a
+    message sent again with the same id is not delivered twice."""
 
     room: str
-    text: str
+    text: str | None
     id: str | None = None
+    event: AppEvent | None = None
 
 
 ClientMessage = Join | Leave | Say | Ping
@@ -111,7 +127,9 @@ def parse(frame: str) -> ClientMessage:
         raise ProtocolError("invalid_message", 'a message is a JSON object with a string "type"')
     kind = data["type"]
     if kind == "message":
-        return Say(_room(data), _text(data), _id(data))
+        room, event = _room(data), _event(data)
+        text = _text(data) if "text" in data or event is None else None
+        return Say(room, text, _id(data), event)
     if kind == "join":
         return Join(_room(data), _since(data))
     if kind == "leave":
@@ -143,6 +161,54 @@ def _text(data: dict[str, Any]) -> str:
             "invalid_text", f'"text" must be a string of 1-{MAX_TEXT_LENGTH} Unicode characters'
         )
     return text
+
+
+def _event(data: dict[str, Any]) -> AppEvent | None:
+    if "event" not in data:
+        if "data" in data:
+            raise ProtocolError("invalid_event", '"data" goes with an "event"', _room(data))
+        return None
+    name = data["event"]
+    if (
+        not isinstance(name, str)
+        or len(name) > MAX_EVENT_LENGTH
+        or not EVENT_PATTERN.fullmatch(name)
+    ):
+        raise ProtocolError(
+            "invalid_event",
+            f'"event" must be a letter then up to {MAX_EVENT_LENGTH - 1} letters, digits, '
+            '"_", ".", ":" or "-"',
+            _room(data),
+        )
+    value = data.get("data")
+    if not _fits(value):
+        raise ProtocolError(
+            "invalid_event",
+            f'"data" may nest at most {MAX_DATA_DEPTH} deep, with Unicode text and finite numbers',
+            _room(data),
+        )
+    return AppEvent(name, value)
+
+
+def _fits(value: Any) -> bool:
+    """Whether ``value`` nests at most :data:`MAX_DATA_DEPTH` deep, with no lone surrogate
+    in any string or key and no NaN or infinity (which JSON cannot spell, though Python's
+    parser takes them): what every frame that carries it can encode."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if SURROGATES.search(item) is not None:
+                return False
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, list | dict):
+            if depth >= MAX_DATA_DEPTH:
+                return False
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _id(data: dict[str, Any]) -> str | None:
@@ -238,10 +304,18 @@ def presence_parts(room: str, who: str, event: str) -> Parts:
     return (head + ',"members":', "}")
 
 
-def message_parts(room: str, sender: str, text: str, ts: int) -> Parts:
-    """A room message, to be filled with its position (:func:`position_values`); ``ts``
-    is the server's time in milliseconds since the epoch."""
-    head = _open({"type": "message", "room": room, "from": sender, "text": text, "ts": ts})
+def message_parts(
+    room: str, sender: str, text: str | None, ts: int, event: AppEvent | None = None
+) -> Parts:
+    """A room message (its ``text``, its app ``event``, or both), to be filled with its
+    position (:func:`position_values`); ``ts`` is the server's time in milliseconds
+    since the epoch."""
+    message: dict[str, Any] = {"type": "message", "room": room, "from": sender}
+    if text is not None:
+        message["text"] = text
+    if event is not None:
+        message |= {"event": event.name, "data": event.data}
+    head = _open({**message, "ts": ts})
     return (head + ',"epoch":', ',"offset":', "}")
 
 

@@ -328,7 +328,7 @@ class Hub:
                 "not_joined", f"join room {say.room!r} before sending to it", say.room
             )
         ts = int(self._clock() * 1000)
-        parts = protocol.message_parts(say.room, connection_id, say.text, ts)
+        parts = protocol.message_parts(say.room, connection_id, say.text, ts, say.event)
         return [Post(say.room, parts, connection_id, say.id)]
 
     def _presence(self, room: str, who: str, event: str) -> Announcement:

@@ -14,9 +14,14 @@
 //   client.connect();
 //   client.join("lobby");
 //   client.send("lobby", "hello");
+//   client.on("cursor.move", ({ from, data }) => draw(from, data));  // an app event
+//   client.publish("lobby", "cursor.move", { x: 10, y: 20 });
 
 /** Room names the server accepts: 1-64 ASCII letters, digits, "_", "-", "." or ":". */
 export const ROOM_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** App-defined event names the server accepts: a letter, then up to 63 letters, digits, "_", ".", ":" or "-". */
+export const EVENT_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
 /** The longest message text the server accepts, in characters (code points). */
 export const MAX_TEXT_LENGTH = 4096;
@@ -38,7 +43,7 @@ export const EVENTS = Object.freeze([
   "resumed", // { room, recovered, missed }: after a rejoin from where the client was
   "left", // { room }
   "presence", // { room, members, id, event: "join" | "leave" }
-  "message", // { room, from, text, ts, own, epoch, offset }, once each, in order
+  "message", // { room, from, text?, event?, data?, ts, own, epoch, offset }, once each, in order
   "ack", // { room, id, offset }: a message sent has its place in the room's history
   "error", // { code, detail, room?, id? } from the server, or a client-side code
   "rooms", // [{ room, members, joined }] whenever the room list changes
@@ -132,9 +137,9 @@ export class RoomsClient {
     return new Map(this.#positions);
   }
 
-  /** The messages sent and not acknowledged yet: [{ id, room, text }]. */
+  /** The messages sent and not acknowledged yet: [{ id, room, text?, event?, data? }]. */
   get unacked() {
-    return Array.from(this.#unacked, ([id, { room, text }]) => ({ id, room, text }));
+    return Array.from(this.#unacked, ([id, { room, content }]) => ({ id, room, ...content }));
   }
 
   /** The rooms this client wants to be in: [{ room, members, joined }]. */
@@ -146,9 +151,14 @@ export class RoomsClient {
     }));
   }
 
-  /** Call `listener(detail)` on each `type` event; returns a function that unsubscribes. */
+  /**
+   * Call `listener(detail)` on each `type` event, one of EVENTS or an app-defined event
+   * name (its messages, as for "message"); returns a function that unsubscribes.
+   */
   on(type, listener) {
-    if (!EVENTS.includes(type)) throw new TypeError(`unknown event ${JSON.stringify(type)}`);
+    if (!EVENTS.includes(type) && !EVENT_PATTERN.test(type)) {
+      throw new TypeError(`unknown event ${JSON.stringify(type)}`);
+    }
     if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
     this.#listeners.get(type).add(listener);
     return () => this.off(type, listener);
@@ -213,12 +223,24 @@ export class RoomsClient {
    * after a reconnect, and every `resendInterval` ms.
    */
   send(room, text) {
-    if (this.#state !== "open" || this.#rooms.get(room) == null || !isValidText(text)) {
-      return null;
-    }
+    if (!isValidText(text)) return null;
+    return this.#post(room, { text });
+  }
+
+  /**
+   * Send the app event `event` with `data` (any JSON) to `room`, to be handled by
+   * `on(event, …)` in every member's client; like send(), returns its id or null.
+   */
+  publish(room, event, data = null) {
+    if (typeof event !== "string" || !EVENT_PATTERN.test(event)) return null;
+    return this.#post(room, { event, data });
+  }
+
+  #post(room, content) {
+    if (this.#state !== "open" || this.#rooms.get(room) == null) return null;
     const id = newId();
-    this.#unacked.set(id, { room, text, sentAt: Date.now() });
-    this.#write({ type: "message", room, text, id });
+    this.#unacked.set(id, { room, content, sentAt: Date.now() });
+    this.#write({ type: "message", room, ...content, id });
     this.#resendTimer ??= setInterval(() => this.#resend(false), this.#options.resendInterval);
     return id;
   }
@@ -326,7 +348,7 @@ export class RoomsClient {
       if ((room === false || message.room === room) && due) {
         if (this.#rooms.get(message.room) == null) continue; // after its join
         message.sentAt = now;
-        this.#write({ type: "message", room: message.room, text: message.text, id });
+        this.#write({ type: "message", room: message.room, ...message.content, id });
       }
     }
     if (this.#unacked.size === 0) {
@@ -400,15 +422,22 @@ export class RoomsClient {
         break;
       case "message":
         if (this.#advance(message.room, message.epoch, message.offset)) {
-          this.#emit("message", {
+          const detail = {
             room: message.room,
             from: message.from,
             text: message.text,
+            event: message.event,
+            data: message.data,
             ts: message.ts,
             own: message.from === this.#id,
             epoch: message.epoch,
             offset: message.offset,
-          });
+          };
+          this.#emit("message", detail);
+          // An app event also goes to its own listeners (a name that is no built-in event).
+          if (typeof message.event === "string" && !EVENTS.includes(message.event)) {
+            this.#emit(message.event, detail);
+          }
         }
         break;
       case "ack":

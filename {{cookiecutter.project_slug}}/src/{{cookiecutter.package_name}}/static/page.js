@@ -205,7 +205,7 @@ compose.addEventListener("submit", (event) => {
   textInput.focus();
 });
 
-client.on("message", ({ room, from, text, ts, own }) => {
+client.on("message", ({ room, from, text, event, data, ts, own }) => {
   const entry = logEntry("message");
   entry.classList.toggle("own", own);
   const who = document.createElement("span");
@@ -217,8 +217,16 @@ client.on("message", ({ room, from, text, ts, own }) => {
   where.textContent = `#${room}`;
   const body = document.createElement("span");
   body.className = "text";
-  body.textContent = text;
+  body.textContent = text ?? "";
   entry.append(timeOf(ts), where, who, body);
+  if (event !== undefined) {
+    // An app event (from another client or the backend): its name and data as JSON.
+    const app = document.createElement("code");
+    app.className = "event";
+    app.dataset.testid = "event";
+    app.textContent = `${event} ${JSON.stringify(data)}`;
+    entry.append(app);
+  }
   append(entry);
 });
 
