@@ -304,8 +304,8 @@ def test_an_app_event_reaches_every_member_unchanged(server: Server) -> None:
         bob.join("canvas-events")
         alice.expect("presence")
         alice.send(type="message", room="canvas-events", event="shape.add", data=data, id="e1")
-        # The sender's ack and its copy may come in either order (the copy may come
-        # through Redis).
+        # The sender's ack and its copy may come in either order: with several processes
+        # the copy goes round through the broker.
         for_alice = {event["type"]: event for event in (alice.receive(), alice.receive())}
         assert for_alice["ack"]["id"] == "e1"
         for event in (for_alice["message"], bob.expect("message")):
