@@ -99,8 +99,8 @@ class MemoryBroker:
         if isinstance(effect, Post):
             return self._post(effect)
         effects: list[Effect] = []
+        position = self.histories.position(effect.room)
         for announcement in effect.announcements:
-            position = self.histories.position(effect.room)
             recovered: bool = False
             replay: Sequence[str] = ()
             if announcement.since is not None:

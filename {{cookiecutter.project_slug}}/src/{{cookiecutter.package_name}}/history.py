@@ -36,8 +36,9 @@ class Retention:
     ttl: float
 
     @property
-    def keeps(self) -> bool:
-        return self.size > 0 and self.ttl > 0
+    def messages(self) -> int:
+        """Messages kept per room: 0 when the history is off."""
+        return self.size if self.ttl > 0 else 0
 
     @property
     def position_ttl(self) -> float:
@@ -88,7 +89,7 @@ class Histories:
     """
 
     def __init__(self, retention: Retention, clock: Callable[[], float] = time.monotonic) -> None:
-        self.size = retention.size if retention.keeps else 0
+        self.size = retention.messages
         self.ttl = retention.ttl
         self.position_ttl = retention.position_ttl
         self._clock = clock
@@ -141,7 +142,7 @@ class Histories:
         frames = history.frames
         oldest = frames[0][0] if frames else None
         recovered, first, last = recover(since, history.epoch, history.top, oldest)
-        if not recovered or first > last or oldest is None:
+        if first > last:  # not recovered, or nothing missed
             return recovered, ()
         return True, [frame for offset, frame in frames if offset >= first]
 

@@ -285,12 +285,8 @@ def joined_values(
     members: int, position: Position | None, recovered: bool = False, missed: int = 0
 ) -> tuple[str, ...]:
     """What :func:`joined_parts` is filled with, as JSON texts."""
-    epoch, offset = ("null", "null") if position is None else _position_values(position)
+    epoch, offset = ("null", "null") if position is None else position_values(position)
     return (str(members), epoch, offset, "true" if recovered else "false", str(missed))
-
-
-def _position_values(position: Position) -> tuple[str, str]:
-    return f'"{position.epoch}"', str(position.offset)
 
 
 def left(room: str) -> str:
@@ -320,8 +316,8 @@ def message_parts(
 
 
 def position_values(position: Position) -> tuple[str, str]:
-    """What :func:`message_parts` is filled with, as JSON texts."""
-    return _position_values(position)
+    """What :func:`message_parts` is filled with, as JSON texts (also a ``joined``'s)."""
+    return f'"{position.epoch}"', str(position.offset)
 
 
 def ack(room: str, message_id: str, position: Position) -> str:

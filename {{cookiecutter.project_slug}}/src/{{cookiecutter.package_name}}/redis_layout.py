@@ -126,9 +126,8 @@ def post_command(
     """The ``EVALSHA`` of :data:`POST_SCRIPT` that carries out ``posts``, all in one room."""
     room = posts[0].room
     keys = (names.channel(room), names.position(room), names.history(room), names.recent_ids(room))
-    size = retention.size if retention.keeps else 0
     command: list[str | int] = ["EVALSHA", POST_SHA, len(keys), *keys]
-    command += ["SPUBLISH" if sharded else "PUBLISH", new_epoch(), size]
+    command += ["SPUBLISH" if sharded else "PUBLISH", new_epoch(), retention.messages]
     command += [milliseconds(retention.ttl), milliseconds(retention.position_ttl), RECENT_IDS]
     command.append(room + SEPARATOR * 3)  # the envelope head: no skip, no only
     for post in posts:
